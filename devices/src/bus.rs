@@ -115,7 +115,9 @@ impl Bus {
     /// Removes the range that starts at `base` (used when a guest moves a PCI BAR).
     pub fn remove(&self, base: u64) -> Result<(), BusError> {
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        map.remove(&base).map(|_| ()).ok_or(BusError::NotFound(base))
+        map.remove(&base)
+            .map(|_| ())
+            .ok_or(BusError::NotFound(base))
     }
 
     /// Whether some range contains `addr`.

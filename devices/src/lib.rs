@@ -8,6 +8,7 @@
 //! test exactly as a guest driver drives it.
 
 pub mod bus;
+pub mod chardev;
 pub mod clock;
 pub mod irq;
 pub mod memory;

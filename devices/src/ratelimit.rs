@@ -80,7 +80,9 @@ mod tests {
     fn a_burst_passes_then_messages_are_suppressed_and_counted() {
         let limit = RateLimit::new();
         let t = 1_000 * INTERVAL_SECS;
-        let passed = (0..BURST + 5).filter(|_| limit.check_at(t).is_some()).count();
+        let passed = (0..BURST + 5)
+            .filter(|_| limit.check_at(t).is_some())
+            .count();
         assert_eq!(passed as u64, BURST);
         assert_eq!(limit.check_at(t + INTERVAL_SECS), Some(5));
         assert_eq!(limit.check_at(t + INTERVAL_SECS), Some(0));

@@ -1,1 +1,2 @@
+//! `devmodel`: the device-model binary.
 fn main() {}

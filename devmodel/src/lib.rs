@@ -1,0 +1,2 @@
+//! The device-model process as a library: config, KVM setup, machine wiring and event loop.
+//! `main.rs` is only the command line around it.
