@@ -4,7 +4,9 @@
 //! small anonymous mappings with [`test_memory`]). Every device access goes through `vm-memory`'s checked
 //! accessors, so a guest address outside RAM is an error to handle, never an out-of-bounds access.
 
-pub use vm_memory::{Bytes, GuestAddress, GuestMemory as GuestMemoryTrait};
+pub use vm_memory::{
+    Bytes, GuestAddress, GuestMemory as GuestMemoryTrait, GuestMemoryBackend, GuestMemoryRegion,
+};
 
 /// Guest RAM as mapped into this process.
 pub type GuestMemory = vm_memory::GuestMemoryMmap<()>;
