@@ -3,6 +3,8 @@
 //!
 //! Needs `/dev/kvm`; fails loudly without it unless `DEVMODEL_SKIP_KVM=1` is set.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
