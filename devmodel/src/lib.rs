@@ -1,4 +1,5 @@
 //! The device-model process as a library: config, KVM setup, machine wiring and event loop.
 //! `main.rs` is only the command line around it.
 
+pub mod event_loop;
 pub mod kvm;
