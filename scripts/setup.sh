@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what the device model and its tests need on Debian 12, then builds everything.
+# Usage: scripts/setup.sh        (as root, or with sudo available)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  seabios            # the BIOS (bios-256k.bin) and VGA BIOS images the built-in hvmloader loads
+  qemu-system-x86    # the reference device model for the benchmarks
+  grub-pc-bin grub-common xorriso mtools   # test guests: GRUB ISOs made with grub-mkrescue
+  e2fsprogs fdisk    # test disk images with known content
+  python3 hyperfine
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+cargo build --workspace --all-targets
+cargo build --release -p devmodel
+echo "setup done: target/release/devmodel"
