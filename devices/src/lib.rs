@@ -10,6 +10,7 @@
 pub mod bus;
 pub mod chardev;
 pub mod clock;
+pub mod fw_cfg;
 pub mod irq;
 pub mod memory;
 pub mod ratelimit;
