@@ -11,6 +11,7 @@ pub mod bus;
 pub mod chardev;
 pub mod clock;
 pub mod irq;
+pub mod legacy;
 pub mod memory;
 pub mod ratelimit;
 pub mod system;
