@@ -10,6 +10,8 @@
 //! locks it. Interrupt lines are driven through [`LevelSync`], which orders level changes without holding the
 //! device's state lock while the line's back-end runs.
 
+pub mod debugcon;
+pub mod port92;
 pub mod rtc;
 
 use std::sync::{Arc, Mutex};
