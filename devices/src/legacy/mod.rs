@@ -11,6 +11,7 @@
 //! device's state lock while the line's back-end runs.
 
 pub mod debugcon;
+pub mod i8042;
 pub mod port92;
 pub mod rtc;
 
@@ -48,6 +49,21 @@ impl LevelSync {
             *level = want;
             self.line.set_level(want);
         }
+    }
+
+    /// Like [`LevelSync::sync`], but when `new_edge` says that the condition behind a high level ended and a new
+    /// one began (a byte was read and the next one loaded at once), the line is dropped and raised again, so
+    /// that an edge-triggered interrupt controller sees the new event.
+    pub(crate) fn sync_edge(&self, new_edge: bool, desired: impl FnOnce() -> bool) {
+        let mut level = self.level.lock().unwrap_or_else(|e| e.into_inner());
+        let want = desired();
+        if new_edge && want && *level {
+            self.line.set_level(false);
+            self.line.set_level(true);
+        } else if want != *level {
+            self.line.set_level(want);
+        }
+        *level = want;
     }
 
     /// Sets the line to `desired()` even if it seems unchanged (after a restore, when the line's real level is
