@@ -7,7 +7,7 @@
 //! through the i8042's 0xFE command.
 //!
 //! Every device here is a plain state machine with a serialisable `State`, plus a `BusDevice` adapter that
-//! locks it. Interrupt lines are driven through [`LevelSync`], which orders level changes without holding the
+//! locks it. Interrupt lines are driven through `LevelSync` (below), which orders level changes without holding the
 //! device's state lock while the line's back-end runs.
 
 pub mod debugcon;
