@@ -12,6 +12,7 @@ pub mod chardev;
 pub mod clock;
 pub mod fw_cfg;
 pub mod irq;
+pub mod legacy;
 pub mod memory;
 pub mod ratelimit;
 pub mod system;
