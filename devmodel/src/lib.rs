@@ -3,3 +3,5 @@
 
 pub mod event_loop;
 pub mod kvm;
+pub mod machine;
+pub mod runner;

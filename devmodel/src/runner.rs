@@ -1,0 +1,243 @@
+//! Runs a machine on KVM: the VM, the platform, one thread per vCPU and the event loop on the calling thread.
+//!
+//! Guest reboot, power-off and crash arrive as [`SystemRequest`]s; the config's `on_reboot`, `on_poweroff` and
+//! `on_crash` decide what follows (Xen's actions: destroy, restart, preserve, rename-restart).
+
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use devices::clock::{Clock, HostClock};
+use devices::system::{SystemEvents, SystemRequest};
+use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
+use vmm_sys_util::epoll::EventSet;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+use crate::config::{Action, Config};
+use crate::event_loop::{Flow, Outcome, SystemChannel, SystemSubscriber, Timers};
+use crate::kvm::{install_kick_handler, KvmError, KvmVm, VcpuControl};
+use crate::machine::{MachineError, MachineOptions, Platform, PlatformEnv};
+
+/// Why a machine could not start or keep running.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// KVM refused something.
+    #[error(transparent)]
+    Kvm(#[from] KvmError),
+    /// The machine could not be built.
+    #[error(transparent)]
+    Machine(#[from] MachineError),
+    /// An OS resource (eventfd, timerfd, epoll, thread) could not be had.
+    #[error("{what}: {source}")]
+    Os {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn os(what: &'static str) -> impl FnOnce(std::io::Error) -> RunError {
+    move |source| RunError::Os { what, source }
+}
+
+/// What the caller provides besides the config.
+pub struct RunIo {
+    /// Where the firmware debug port's bytes go.
+    pub debugcon: Box<dyn std::io::Write + Send>,
+}
+
+/// The eventfd SIGTERM/SIGINT/SIGHUP write to, so the loop ends the guest cleanly (back-ends flushed).
+static TERMINATE_FD: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_terminate(_: libc::c_int) {
+    let fd = TERMINATE_FD.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let one: u64 = 1;
+        // SAFETY: write(2) is async-signal-safe; the buffer is a live 8-byte local.
+        unsafe {
+            libc::write(fd, (&one as *const u64).cast(), 8);
+        }
+    }
+}
+
+struct Terminate(EventFd, Arc<Mutex<Option<Outcome>>>);
+
+impl MutEventSubscriber for Terminate {
+    fn process(&mut self, _: Events, _: &mut EventOps) {
+        let _ = self.0.read();
+        log::info!("termination signal: destroying the domain");
+        let mut outcome = self.1.lock().unwrap_or_else(|e| e.into_inner());
+        outcome.get_or_insert(Outcome::Destroyed);
+    }
+    fn init(&mut self, ops: &mut EventOps) {
+        if let Err(e) = ops.add(Events::new(&self.0, EventSet::IN)) {
+            log::error!("cannot watch termination signals: {e}");
+        }
+    }
+}
+
+fn install_terminate_handler(fd: &EventFd) -> std::io::Result<()> {
+    TERMINATE_FD.store(fd.as_raw_fd(), Ordering::Relaxed);
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: a zeroed sigaction with a plain handler that only calls write(2); installing it has no other
+        // effect on the process.
+        let rc = unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_terminate as usize;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Host time plus the guest's RTC offsets, in Unix seconds.
+pub fn rtc_start(localtime: bool, offset_secs: i64) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let local = if localtime { local_utc_offset(now) } else { 0 };
+    now.saturating_add(local).saturating_add(offset_secs)
+}
+
+/// The host's offset from UTC at `now`, in seconds (what `localtime=1` adds to the RTC).
+fn local_utc_offset(now: i64) -> i64 {
+    let t: libc::time_t = now;
+    // SAFETY: `tm` is a plain struct filled by localtime_r, which only reads `t` and the timezone database.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff
+    }
+}
+
+/// Boots `config` on KVM and runs it until the guest's life ends; returns how it ended.
+pub fn run(config: &Config, options: &MachineOptions, io: RunIo) -> Result<Outcome, RunError> {
+    install_kick_handler().map_err(os("installing the vCPU kick signal handler"))?;
+    let vm = Arc::new(KvmVm::new()?);
+    let clock: Arc<dyn Clock> = Arc::new(HostClock::new());
+    let channel = SystemChannel::new().map_err(os("eventfd"))?;
+    let mut timers = Timers::new(clock.clone()).map_err(os("timerfd"))?;
+
+    let env = PlatformEnv {
+        clock: clock.clone(),
+        gsi: vm.gsi_sink(),
+        system: channel.clone(),
+        kick: timers.kick_handle(),
+        rtc_start: rtc_start(config.rtc.localtime, config.rtc.timeoffset),
+        debugcon: io.debugcon,
+    };
+    let platform = Arc::new(Platform::build(config, options, env)?);
+    for device in &platform.timed {
+        timers.add(device.clone());
+    }
+    vm.map_ram(&platform.mem)?;
+    vm.map_rom(platform.bios.rom_base(), platform.bios.bytes())?;
+
+    let vcpus = vm.create_vcpus(config.vcpus as usize)?;
+    let control = Arc::new(VcpuControl::new(vcpus.len()));
+    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    for vcpu in vcpus {
+        let (pio, mmio) = (platform.pio.clone(), platform.mmio.clone());
+        let (ctl, sys) = (control.clone(), channel.clone() as Arc<dyn SystemEvents>);
+        let handle = std::thread::Builder::new()
+            .name(format!("vcpu{}", vcpu.id()))
+            .spawn(move || vcpu.run(pio, mmio, ctl, sys))
+            .map_err(os("starting a vCPU thread"))?;
+        threads.push(handle);
+    }
+
+    let outcome = Arc::new(Mutex::new(None));
+    let mut manager: EventManager<Box<dyn MutEventSubscriber + Send>> =
+        EventManager::new().map_err(|e| RunError::Os {
+            what: "epoll",
+            source: std::io::Error::from_raw_os_error(e.errno()),
+        })?;
+    manager.add_subscriber(Box::new(timers));
+    let terminate = EventFd::new(EFD_NONBLOCK).map_err(os("eventfd"))?;
+    install_terminate_handler(&terminate).map_err(os("installing signal handlers"))?;
+    manager.add_subscriber(Box::new(Terminate(terminate, outcome.clone())));
+
+    let actions = Actions {
+        on_poweroff: config.on_poweroff,
+        on_reboot: config.on_reboot,
+        on_crash: config.on_crash,
+    };
+    let (ctl, plat, kvm) = (control.clone(), platform.clone(), vm.clone());
+    let handler = move |request: SystemRequest| actions.decide(request, &ctl, &plat, &kvm);
+    manager.add_subscriber(Box::new(SystemSubscriber::new(
+        channel.clone(),
+        handler,
+        outcome.clone(),
+    )));
+
+    let result = loop {
+        if let Some(done) = outcome.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            break done;
+        }
+        if let Err(e) = manager.run() {
+            log::error!("event loop: {e}");
+        }
+    };
+    control.exit();
+    for thread in threads {
+        let _ = thread.join();
+    }
+    Ok(result)
+}
+
+/// The config's answers to the guest's reboot, power-off and crash.
+#[derive(Clone, Copy)]
+struct Actions {
+    on_poweroff: Action,
+    on_reboot: Action,
+    on_crash: Action,
+}
+
+impl Actions {
+    fn decide(
+        &self,
+        request: SystemRequest,
+        control: &VcpuControl,
+        platform: &Platform,
+        vm: &KvmVm,
+    ) -> Flow {
+        let (action, event, end) = match &request {
+            SystemRequest::Reset => (self.on_reboot, "rebooted", Outcome::RebootDestroyed),
+            SystemRequest::PowerOff => (self.on_poweroff, "powered off", Outcome::PoweredOff),
+            SystemRequest::Crash(why) => (self.on_crash, "crashed", Outcome::Crashed(why.clone())),
+        };
+        if let SystemRequest::Crash(why) = &request {
+            log::error!("guest crashed: {why}");
+        } else {
+            log::info!("guest {event}");
+        }
+        match action {
+            Action::Destroy => Flow::Exit(end),
+            Action::Restart | Action::RenameRestart => {
+                if !control.pause() {
+                    return Flow::Exit(Outcome::Crashed("vCPUs did not stop for a reset".into()));
+                }
+                platform.reset();
+                if let Err(e) = vm.reset_irqchips() {
+                    return Flow::Exit(Outcome::Crashed(format!("reset failed: {e}")));
+                }
+                control.resume(true);
+                log::info!("guest restarted");
+                Flow::Continue
+            }
+            Action::Preserve => {
+                control.pause();
+                log::info!("guest {event}; preserved (paused) as on_* = 'preserve' asks");
+                Flow::Continue
+            }
+        }
+    }
+}
