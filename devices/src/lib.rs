@@ -15,3 +15,4 @@ pub mod memory;
 pub mod ratelimit;
 pub mod system;
 pub mod timer;
+pub mod uart;
