@@ -587,8 +587,8 @@ impl Uart {
         }
     }
 
-    /// Nanoseconds one character takes on the line at the programmed divisor and frame format.
-    fn char_time_ns(&self) -> u64 {
+    /// Nanoseconds four characters take on the line at the programmed divisor and frame format.
+    fn four_char_times_ns(&self) -> u64 {
         let divisor = u64::from(u16::from_le_bytes([self.s.dll, self.s.dlm]).max(1));
         let lcr = self.s.lcr;
         // In half bits: start bit, 5 to 8 data bits, optional parity, 1, 1.5 (5-bit words) or 2 stop bits.
@@ -600,7 +600,7 @@ impl Uart {
             (true, false) => 4,
         };
         let half_bits = 2 * (1 + data + parity) + stop2;
-        half_bits * divisor * crate::clock::NS_PER_SEC / (2 * BAUD_BASE)
+        4 * half_bits * divisor * crate::clock::NS_PER_SEC / (2 * BAUD_BASE)
     }
 
     /// When the character timeout will fire: FIFO mode, data in the receive FIFO, and four character times
@@ -609,7 +609,7 @@ impl Uart {
         (self.fifo_enabled() && !self.s.rx.is_empty() && !self.s.timeout_pending).then(|| {
             self.s
                 .last_rx_activity_ns
-                .saturating_add(4 * self.char_time_ns())
+                .saturating_add(self.four_char_times_ns())
         })
     }
 
