@@ -48,7 +48,20 @@ impl Stream {
         match self {
             Stream::File(f) => (&*f).write(buf),
             Stream::Tcp(s) => (&*s).write(buf),
-            Stream::Unix(s) => (&*s).write(buf),
+            Stream::Unix(s) => {
+                // std writes Unix sockets with write(2); send with MSG_NOSIGNAL so that a departed client
+                // yields EPIPE rather than SIGPIPE, whatever the process's signal disposition.
+                // SAFETY: `buf` is valid for reads of `buf.len()` bytes; the descriptor is owned by `s`.
+                let n = unsafe {
+                    libc::send(
+                        s.as_raw_fd(),
+                        buf.as_ptr().cast(),
+                        buf.len(),
+                        libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+                    )
+                };
+                usize::try_from(n).map_err(|_| io::Error::last_os_error())
+            }
         }
     }
 
