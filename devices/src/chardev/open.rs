@@ -326,3 +326,37 @@ fn finish_socket(
         local_addr,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn reopened_std_pipe_is_non_blocking_without_touching_the_shared_description() {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe() returns.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: both descriptors are fresh and owned by these Files from here on.
+        let (read_end, mut write_end) =
+            unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
+        let mut reopened = reopen_std(read_end.as_raw_fd(), false).unwrap().unwrap();
+        let mut buf = [0u8; 8];
+        let e = reopened.read(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        // SAFETY: F_GETFL on a descriptor we own.
+        let flags = unsafe { libc::fcntl(read_end.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(flags & libc::O_NONBLOCK, 0, "the original stays blocking");
+        write_end.write_all(b"key").unwrap();
+        assert_eq!(reopened.read(&mut buf).unwrap(), 3);
+        assert_eq!(&buf[..3], b"key");
+    }
+
+    #[test]
+    fn a_regular_file_on_stdio_is_not_polled() {
+        let path = std::env::temp_dir().join(format!("devmodel-{}-stdio-file", std::process::id()));
+        let f = File::create(&path).unwrap();
+        assert!(reopen_std(f.as_raw_fd(), true).unwrap().is_none());
+        let _ = std::fs::remove_file(&path);
+    }
+}
