@@ -17,3 +17,4 @@ pub mod memory;
 pub mod ratelimit;
 pub mod system;
 pub mod timer;
+pub mod uart;

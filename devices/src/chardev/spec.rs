@@ -1,7 +1,4 @@
-//! Character back-ends: where a serial port's bytes go and come from.
-//!
-//! [`CharSpec`] is one entry of the `serial` config key, in the forms qemu-dm accepted. Opening a spec and the
-//! back-end implementations live beside it in this module.
+//! [`CharSpec`]: one entry of the `serial` config key, in the forms qemu-dm accepted.
 
 use std::fmt;
 use std::path::PathBuf;
