@@ -9,9 +9,11 @@
 
 pub mod bus;
 pub mod chardev;
+pub mod chipset;
 pub mod clock;
 pub mod irq;
 pub mod memory;
+pub mod pci;
 pub mod ratelimit;
 pub mod system;
 pub mod timer;
