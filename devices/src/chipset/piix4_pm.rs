@@ -516,4 +516,253 @@ impl BusDevice for Gpe0Block {
 }
 
 #[cfg(test)]
-mod tests {}
+mod tests {
+    use super::*;
+    use crate::pci::testing::PciTestbed;
+
+    const PM: u64 = 0xb000;
+
+    /// What SeaBIOS's piix4_pm_setup writes: line 9, PMBA = 0xB001, PMREGMISC = 1, SMBus base.
+    fn setup() -> (PciTestbed, Piix4PmHandle) {
+        let tb = PciTestbed::with_pm();
+        let pm = tb.pm.clone().unwrap();
+        tb.cfg_write(1, 3, 0x3c, 1, 9);
+        tb.cfg_write(1, 3, PMBA as u8, 4, (PM as u32) | 1);
+        tb.cfg_write(1, 3, PMREGMISC as u8, 1, 1);
+        tb.cfg_write(1, 3, SMBBA as u8, 4, (PM as u32 + 0x100) | 1);
+        tb.cfg_write(1, 3, 0xd2, 1, 0x09);
+        (tb, pm)
+    }
+
+    #[test]
+    fn identity_and_seabios_relevant_presets() {
+        let tb = PciTestbed::with_pm();
+        assert_eq!(tb.cfg_read(1, 3, 0x00, 4), 0x7113_8086);
+        assert_eq!(tb.cfg_read(1, 3, 0x08, 4), 0x0680_0003);
+        assert_eq!(tb.cfg_read(1, 3, 0x3d, 1), 1, "INTA#");
+        assert_eq!(
+            tb.cfg_read(1, 3, 0x5b, 1),
+            0x02,
+            "APMC_EN: SeaBIOS skips SMM init"
+        );
+        assert_eq!(tb.cfg_read(1, 3, PMBA as u8, 4), 1);
+        assert_eq!(tb.cfg_read(1, 3, SMBBA as u8, 4), 1);
+        tb.cfg_write(1, 3, PMBA as u8, 4, 0xffff_ffff);
+        assert_eq!(
+            tb.cfg_read(1, 3, PMBA as u8, 4),
+            0xffc1,
+            "64-byte aligned 16-bit base"
+        );
+        tb.cfg_write(1, 3, PMREGMISC as u8, 1, 0xff);
+        assert_eq!(tb.cfg_read(1, 3, PMREGMISC as u8, 1), 1);
+    }
+
+    #[test]
+    fn pm_block_is_mapped_moved_and_unmapped_with_pmba_and_pmregmisc() {
+        let tb = PciTestbed::with_pm();
+        tb.cfg_write(1, 3, PMBA as u8, 4, 0xb001);
+        assert!(!tb.pio.is_claimed(PM), "not decoded before PMREGMISC");
+        tb.cfg_write(1, 3, PMREGMISC as u8, 1, 1);
+        assert!(tb.pio.is_claimed(PM) && tb.pio.is_claimed(PM + 63));
+        assert!(!tb.pio.is_claimed(PM + 64));
+        tb.cfg_write(1, 3, PMBA as u8, 4, 0x601);
+        assert!(!tb.pio.is_claimed(PM));
+        assert!(tb.pio.is_claimed(0x600));
+        tb.cfg_write(1, 3, PMREGMISC as u8, 1, 0);
+        assert!(!tb.pio.is_claimed(0x600));
+        // Independent of COMMAND.IO, as on the PIIX4.
+        assert_eq!(tb.cfg_read(1, 3, 0x04, 2), 0);
+    }
+
+    #[test]
+    fn pm_timer_counts_at_3_579545_mhz_and_wraps_at_24_bits() {
+        let (tb, _pm) = setup();
+        assert_eq!(tb.pio_read(PM + 8, 4), 0);
+        tb.clock.advance(NS_PER_SEC);
+        assert_eq!(tb.pio_read(PM + 8, 4), 3_579_545);
+        tb.clock.advance(NS_PER_SEC / 1000);
+        assert_eq!(tb.pio_read(PM + 8, 4), 3_579_545 + 3_579);
+        // Just past 2^24 ticks the counter has wrapped.
+        tb.clock.set(time_of_tick((1 << 24) + 5));
+        assert_eq!(tb.pio_read(PM + 8, 4), 5);
+        assert_eq!(tb.pio_read(PM + 8, 1), 5, "byte reads of the low byte");
+        assert_eq!(tb.pio_read(PM + 11, 1), 0, "top byte always 0");
+        tb.pio_write(PM + 8, 4, 0x1234);
+        assert_eq!(tb.pio_read(PM + 8, 4), 5, "read-only");
+    }
+
+    #[test]
+    fn tmr_sts_sets_on_bit_23_and_raises_sci_when_enabled() {
+        let (tb, pm) = setup();
+        assert_eq!(pm.advance(0), None, "timer not armed while TMR_EN is clear");
+        tb.pio_write(APM_PORT, 1, u32::from(ACPI_ENABLE));
+        tb.pio_write(PM + 2, 2, u32::from(TMR));
+        let deadline = pm.advance(tb.clock.now_ns()).unwrap();
+        assert_eq!(deadline, time_of_tick(1 << 23));
+        assert!(deadline > 2_343_000_000 && deadline < 2_344_000_000);
+        tb.clock.set(deadline - 1);
+        assert_eq!(pm.advance(deadline - 1), Some(deadline));
+        assert_eq!(tb.pio_read(PM, 2) as u16 & TMR, 0);
+        assert!(!tb.gsi.level(9));
+        tb.clock.set(deadline);
+        assert_eq!(pm.advance(deadline), Some(time_of_tick(2 << 23)));
+        assert!(tb.gsi.level(9), "SCI on IRQ 9");
+        assert_eq!(tb.pio_read(PM, 2) as u16 & TMR, TMR);
+        tb.pio_write(PM, 2, u32::from(TMR));
+        assert_eq!(tb.pio_read(PM, 2), 0);
+        assert!(!tb.gsi.level(9), "W1C dropped the SCI");
+    }
+
+    #[test]
+    fn tmr_sts_is_seen_by_polling_even_without_the_timer_loop() {
+        let (tb, _pm) = setup();
+        tb.clock.set(time_of_tick(3 << 23));
+        assert_eq!(tb.pio_read(PM, 2) as u16 & TMR, TMR);
+        assert!(!tb.gsi.level(9), "no SCI: neither TMR_EN nor SCI_EN");
+    }
+
+    #[test]
+    fn acpi_enable_and_disable_through_the_smi_command_port() {
+        let (tb, _pm) = setup();
+        assert_eq!(tb.pio_read(PM + 4, 2), 0);
+        tb.pio_write(APM_PORT, 1, u32::from(ACPI_ENABLE));
+        assert_eq!(tb.pio_read(PM + 4, 2) as u16 & SCI_EN, SCI_EN);
+        assert_eq!(tb.pio_read(APM_PORT, 1), u32::from(ACPI_ENABLE));
+        tb.pio_write(APM_PORT + 1, 1, 0x5a);
+        assert_eq!(tb.pio_read(APM_PORT, 2), 0x5af1);
+        tb.pio_write(APM_PORT, 1, u32::from(ACPI_DISABLE));
+        assert_eq!(tb.pio_read(PM + 4, 2) as u16 & SCI_EN, 0);
+        tb.pio_write(APM_PORT, 1, 0x12); // any other command: no change
+        assert_eq!(tb.pio_read(PM + 4, 2) as u16 & SCI_EN, 0);
+    }
+
+    #[test]
+    fn s5_sleep_request_powers_off() {
+        let (tb, _pm) = setup();
+        tb.pio_write(APM_PORT, 1, u32::from(ACPI_ENABLE));
+        // Linux: SLP_TYP first, then SLP_TYP | SLP_EN, preserving SCI_EN.
+        tb.pio_write(PM + 4, 2, u32::from(SCI_EN | (SLP_TYP_S5 << 10)));
+        assert!(tb.system.take().is_empty());
+        tb.pio_write(PM + 4, 2, u32::from(SCI_EN | (SLP_TYP_S5 << 10) | SLP_EN));
+        assert_eq!(tb.system.take(), vec![SystemRequest::PowerOff]);
+        assert_eq!(
+            tb.pio_read(PM + 4, 2) as u16 & SLP_EN,
+            0,
+            "SLP_EN is write-only"
+        );
+        // The byte-wide form: high byte 0x20 at PM1_CNT+1.
+        tb.pio_write(PM + 5, 1, 0x20);
+        assert_eq!(tb.system.take(), vec![SystemRequest::PowerOff]);
+        // S4 as QEMU treats it; S3 and undeclared types do nothing.
+        tb.pio_write(PM + 4, 2, u32::from((SLP_TYP_S4 << 10) | SLP_EN));
+        assert_eq!(tb.system.take(), vec![SystemRequest::PowerOff]);
+        for typ in [1u16, 3, 5, 7] {
+            tb.pio_write(PM + 4, 2, u32::from((typ << 10) | SLP_EN));
+        }
+        assert!(tb.system.take().is_empty());
+        assert_eq!(
+            tb.pio_read(PM + 4, 2) as u16 & SLP_TYP,
+            7 << 10,
+            "SLP_TYP reads back"
+        );
+    }
+
+    #[test]
+    fn power_button_raises_sci_only_when_acpi_listens() {
+        let (tb, pm) = setup();
+        assert!(!pm.press_power_button(), "no ACPI yet");
+        assert!(!tb.gsi.level(9));
+        assert_eq!(tb.pio_read(PM, 2) as u16 & PWRBTN, PWRBTN);
+        tb.pio_write(PM, 2, u32::from(PWRBTN));
+        tb.pio_write(APM_PORT, 1, u32::from(ACPI_ENABLE));
+        tb.pio_write(PM + 2, 2, u32::from(PWRBTN));
+        assert!(pm.press_power_button());
+        assert!(tb.gsi.level(9));
+        // The OS acknowledges (W1C through the high byte alone).
+        tb.pio_write(PM + 1, 1, 0x01);
+        assert!(!tb.gsi.level(9));
+        assert_eq!(tb.pio_read(PM, 2), 0);
+        assert_eq!(tb.gsi.rising_edges(9), 1);
+    }
+
+    #[test]
+    fn sci_shares_irq_9_with_a_pci_link_routed_there() {
+        let (tb, pm) = setup();
+        tb.cfg_write(1, 0, 0x60, 1, 9); // PIRQA → IRQ 9
+        let line = tb.intx_line(1, 1);
+        tb.pio_write(APM_PORT, 1, u32::from(ACPI_ENABLE));
+        tb.pio_write(PM + 2, 2, u32::from(PWRBTN));
+        pm.press_power_button();
+        line.set_level(true);
+        tb.pio_write(PM, 2, u32::from(PWRBTN));
+        assert!(tb.gsi.level(9), "the PCI link still holds IRQ 9");
+        line.set_level(false);
+        assert!(!tb.gsi.level(9));
+    }
+
+    #[test]
+    fn gpe0_block_is_w1c_status_and_plain_enable() {
+        let (tb, _pm) = setup();
+        assert_eq!(tb.pio_read(GPE0_PORT, 4), 0);
+        tb.pio_write(GPE0_PORT + 2, 2, 0xffff);
+        assert_eq!(tb.pio_read(GPE0_PORT, 4), 0xffff_0000);
+        tb.pio_write(GPE0_PORT, 2, 0xffff);
+        assert_eq!(
+            tb.pio_read(GPE0_PORT, 2),
+            0,
+            "nothing to clear, nothing set"
+        );
+        tb.pio_write(GPE0_PORT + 3, 1, 0x00);
+        assert_eq!(tb.pio_read(GPE0_PORT + 2, 2), 0x00ff);
+    }
+
+    #[test]
+    fn malformed_accesses_to_the_pm_block() {
+        let (tb, _pm) = setup();
+        // Unmodelled registers read 0 and ignore writes; odd offsets and widths do not panic.
+        for off in [6u64, 7, 12, 0x10, 0x30, 63] {
+            tb.pio_write(PM + off, 1, 0xff);
+            assert_eq!(tb.pio_read(PM + off, 1), 0);
+        }
+        tb.pio_write(PM + 3, 1, 0xff);
+        assert_eq!(
+            tb.pio_read(PM + 2, 2) as u16,
+            PWRBTN | RTC,
+            "only EN bits stick"
+        );
+        tb.pio_write(PM + 1, 2, 0xffff); // unaligned word spanning STS high and EN low
+        assert_eq!(tb.pio_read(PM + 2, 2) as u16, PWRBTN | RTC | TMR | GBL);
+        assert_eq!(
+            tb.pio_read(PM + 60, 8),
+            0xffff_ffff,
+            "8-byte access refused by the bus"
+        );
+        assert_eq!(
+            tb.pio_read(PM + 62, 4),
+            0xffff_ffff,
+            "crossing the end refused"
+        );
+        tb.pio_write(PM + 4, 4, 0xffff_ffff);
+        assert_eq!(tb.pio_read(PM + 4, 4) as u16, SCI_EN | BM_RLD | SLP_TYP);
+        tb.system.take();
+    }
+
+    #[test]
+    fn reset_returns_to_power_on() {
+        let (tb, pm) = setup();
+        tb.pio_write(APM_PORT, 1, u32::from(ACPI_ENABLE));
+        tb.pio_write(PM + 2, 2, u32::from(PWRBTN));
+        pm.press_power_button();
+        assert!(tb.gsi.level(9));
+        let snap = pm.snapshot();
+        tb.host.reset();
+        assert!(!tb.gsi.level(9));
+        assert!(!tb.pio.is_claimed(PM), "PMREGMISC cleared: block unmapped");
+        assert_eq!(tb.cfg_read(1, 3, 0x5b, 1), 0x02);
+        assert_eq!(tb.pio_read(APM_PORT, 1), 0);
+        assert_eq!(pm.advance(tb.clock.now_ns()), None);
+        // Restoring the snapshot re-drives the SCI it recorded.
+        pm.restore(snap);
+        assert!(tb.gsi.level(9));
+    }
+}
