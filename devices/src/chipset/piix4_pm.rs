@@ -286,6 +286,8 @@ impl Piix4Pm {
         if (old_en ^ self.state.pm1_en) & TMR != 0 {
             self.kick.kick();
         }
+        // The request is made with the PM lock held (the root's window adapter holds it around
+        // bar_write); that is fine because `SystemEvents::request` must not block.
         match sleep {
             Some(SLP_TYP_S5 | SLP_TYP_S4) => self.system.request(SystemRequest::PowerOff),
             Some(other) => crate::rate_limited!(

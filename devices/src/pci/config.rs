@@ -405,7 +405,13 @@ impl ConfigSpace {
     pub fn bar_address(&self, index: usize) -> Option<u64> {
         let bar = self.bars.get(index).copied().flatten()?;
         let raw = self.read_u32(BAR0 + 4 * index);
-        Some(u64::from(raw & !(bar.size - 1)) & !0xf & !3)
+        // I/O BARs carry one type bit (bits 1:0 not address), memory BARs four; a 4- or 8-byte I/O BAR
+        // has address bits 2 and 3.
+        let type_bits = match bar.kind {
+            BarKind::Io => 0x3,
+            BarKind::Memory32 { .. } => 0xf,
+        };
+        Some(u64::from(raw & !(bar.size - 1) & !type_bits))
     }
 
     /// The ROM BAR's programmed address (enable bit stripped), if declared.
@@ -525,6 +531,19 @@ mod tests {
             0xffff_0001,
             "40000 bytes round up to 64 KiB"
         );
+    }
+
+    #[test]
+    fn small_io_bars_keep_address_bits_2_and_3() {
+        let mut c = ConfigSpace::new(1, 2, 0, 0);
+        c.add_bar(4, BarKind::Io, 4).unwrap();
+        c.add_bar(5, BarKind::Io, 8).unwrap();
+        c.write(BAR0 + 16, &[0xff; 4]);
+        assert_eq!(c.read_u32(BAR0 + 16), 0xffff_fffd);
+        c.write(BAR0 + 16, &0x0c0cu32.to_le_bytes());
+        c.write(BAR0 + 20, &0x0c18u32.to_le_bytes());
+        assert_eq!(c.bar_address(4), Some(0x0c0c));
+        assert_eq!(c.bar_address(5), Some(0x0c18));
     }
 
     #[test]

@@ -194,8 +194,8 @@ impl PciRoot {
         slots.insert(address.devfn(), slot);
     }
 
-    /// Re-reads the windows of the function at `address` (for a device whose windows change other than
-    /// by a configuration write).
+    /// Re-reads the windows of the function at `address`: for a device whose windows change other than
+    /// by a configuration write, and after restoring a function's state from a snapshot.
     pub fn refresh(&self, address: PciAddress) {
         let mut slots = self.slots();
         let Some(mut slot) = slots.remove(&address.devfn()) else {
