@@ -2,7 +2,7 @@
 //!
 //! **PIRQ routing.** The i440FX board has four PCI interrupt links, PIRQA#-PIRQD#. A device in slot `D`
 //! asserting pin `P` (1 = INTA#) drives link `(D + P - 2) & 3` (the board rotates pins per slot so that
-//! single-function devices spread over the links). Config registers 0x60-0x63 (PIRQRC[A:D]) steer each
+//! single-function devices spread over the links). Config registers 0x60-0x63 (PIRQRC A-D) steer each
 //! link to an ISA IRQ: bit 7 set = not routed (the reset value 0x80), bits 3:0 = the IRQ. Only IRQs 3-7,
 //! 9-12, 14 and 15 are legal; other values act as "not routed". SeaBIOS writes 10, 10, 11, 11.
 //!
@@ -44,7 +44,7 @@ pub const VENDOR_ID: u16 = 0x8086;
 pub const DEVICE_ID: u16 = 0x7000;
 /// Bridge, ISA bridge.
 pub const CLASS: u32 = 0x06_01_00;
-/// PIRQRC[A] (0x60); PIRQRC[n] is at 0x60 + n.
+/// PIRQRC A (0x60); the register of link n is at 0x60 + n.
 pub const PIRQ_ROUTE: usize = 0x60;
 /// PIRQRC bit 7: the link is not routed to any IRQ.
 pub const PIRQ_DISABLED: u8 = 0x80;

@@ -1,10 +1,10 @@
 //! PCI bus 0: the functions by address, and the mapping of their windows onto the buses.
 //!
 //! On hardware a function decodes a BAR the moment the BAR holds an address and the matching COMMAND bit
-//! is set. Here the root re-asks the function for its decoded windows ([`PciFunction::regions`]) after
+//! is set. Here the root re-asks the function for its decoded windows ([`super::PciFunction::regions`]) after
 //! every configuration write to it and brings the port-I/O and MMIO [`Bus`]es in line: windows that moved
 //! or were disabled are removed, new ones inserted with an adapter that forwards accesses to
-//! [`PciFunction::bar_read`]/[`PciFunction::bar_write`] under the function's lock.
+//! [`super::PciFunction::bar_read`]/[`super::PciFunction::bar_write`] under the function's lock.
 //!
 //! A guest may choose an address that collides with another device (a fixed ISA port range, another
 //! BAR). Hardware would then have two devices answering; here the insertion is refused, a rate-limited
