@@ -9,11 +9,13 @@
 
 pub mod bus;
 pub mod chardev;
+pub mod chipset;
 pub mod clock;
 pub mod fw_cfg;
 pub mod irq;
 pub mod legacy;
 pub mod memory;
+pub mod pci;
 pub mod ratelimit;
 pub mod system;
 pub mod timer;
