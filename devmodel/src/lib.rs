@@ -1,2 +1,4 @@
 //! The device-model process as a library: config, KVM setup, machine wiring and event loop.
 //! `main.rs` is only the command line around it.
+
+pub mod config;
