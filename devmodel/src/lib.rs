@@ -1,7 +1,6 @@
 //! The device-model process as a library: config, KVM setup, machine wiring and event loop.
 //! `main.rs` is only the command line around it.
 
+pub mod config;
 pub mod event_loop;
 pub mod kvm;
-pub mod machine;
-pub mod runner;
