@@ -3,4 +3,7 @@
 
 pub mod config;
 pub mod event_loop;
+pub mod harness;
 pub mod kvm;
+pub mod machine;
+pub mod runner;

@@ -26,6 +26,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use devices::bus::{Bus, BusError};
+use devices::chardev::CharBackend;
+use devices::chipset::piix4_pm::Piix4PmHandle;
+use devices::chipset::PmWiring;
 use devices::clock::Clock;
 use devices::fw_cfg::{FwCfg, FwCfgDevice, FwCfgError};
 use devices::irq::{GsiSink, IrqMux};
@@ -36,6 +39,7 @@ use devices::legacy::rtc::RtcDevice;
 use devices::memory::{Bytes, GuestAddress, GuestMemory};
 use devices::system::SystemEvents;
 use devices::timer::{Timed, TimerKick};
+use devices::uart::{Serial, COM_PORTS, UART_MAX_WIDTH, UART_PORTS};
 use firmware::hvmloader::{FirmwareConfig, HvmloaderError};
 use firmware::seabios::{BiosImage, FirmwareFileError};
 
@@ -56,6 +60,9 @@ pub enum MachineError {
     /// Two devices claim the same addresses: a wiring bug.
     #[error("wiring error: {0}")]
     Bus(#[from] BusError),
+    /// The chipset could not be built: a wiring bug.
+    #[error("chipset: {0}")]
+    Chipset(#[from] devices::chipset::ChipsetError),
     /// An fw_cfg item was refused.
     #[error("fw_cfg: {0}")]
     FwCfg(#[from] FwCfgError),
@@ -96,6 +103,8 @@ pub struct PlatformEnv {
     pub rtc_start: i64,
     /// Where the firmware debug port's bytes go.
     pub debugcon: Box<dyn Write + Send>,
+    /// The opened back-ends of COM1, COM2, ... (at most four), in the order of the `serial` key.
+    pub serial: Vec<Arc<dyn CharBackend>>,
 }
 
 /// Something to do at every platform reset.
@@ -117,6 +126,8 @@ pub struct Platform {
     pub irqs: Arc<IrqMux>,
     /// The RTC (the harness reads CMOS through it).
     pub rtc: Arc<RtcDevice>,
+    /// The ACPI power-management function (`acpi=1`): the power button for a clean shutdown request.
+    pub pm: Option<Piix4PmHandle>,
     resets: Vec<ResetFn>,
 }
 
@@ -131,7 +142,7 @@ impl Platform {
         let mut fw_config = FirmwareConfig::new(
             config.memory_mib,
             config.vcpus,
-            firmware_boot_order(config),
+            firmware_boot_order(config)?,
         );
         fw_config.nographic = config.display.nographic;
         if let Some(ms) = options.boot_fail_wait_ms {
@@ -156,6 +167,25 @@ impl Platform {
         let irqs = IrqMux::new(env.gsi.clone());
         let mut resets: Vec<ResetFn> = Vec::new();
         let mut timed: Vec<Arc<dyn Timed>> = Vec::new();
+
+        // i440FX, PIIX3 (PIRQ routing, reset control) and, with ACPI, the PIIX4-compatible PM function.
+        let chipset = devices::chipset::build(
+            pio.clone(),
+            mmio.clone(),
+            &irqs,
+            env.system.clone(),
+            config.platform.acpi.then(|| PmWiring {
+                clock: env.clock.clone(),
+                kick: env.kick.clone(),
+            }),
+        )?;
+        if let Some(pm) = &chipset.pm {
+            timed.push(Arc::new(pm.clone()));
+        }
+        {
+            let host = chipset.host.clone();
+            resets.push(Box::new(move || host.reset()));
+        }
 
         // RTC/CMOS with the firmware's platform bytes.
         let rtc = Arc::new(RtcDevice::new(
@@ -189,6 +219,14 @@ impl Platform {
         pio.insert(0x64, 1, 1, i8042.command_port())?;
         resets.push(Box::new(move || i8042.reset()));
 
+        // COM1..COM4 in the order the `serial` key lists their back-ends.
+        for (backend, &(base, irq)) in env.serial.into_iter().zip(COM_PORTS.iter()) {
+            let uart = Serial::new(backend, irqs.line(irq), env.clock.clone(), env.kick.clone());
+            pio.insert(u64::from(base), UART_PORTS, UART_MAX_WIDTH, uart.clone())?;
+            timed.push(uart.clone());
+            resets.push(Box::new(move || uart.reset()));
+        }
+
         let debugcon = Arc::new(Debugcon::new(env.debugcon));
         pio.insert(0x402, 1, 1, debugcon)?;
 
@@ -209,6 +247,7 @@ impl Platform {
             timed,
             irqs,
             rtc,
+            pm: chipset.pm,
             resets,
         };
         platform.copy_bios_low();
@@ -253,7 +292,19 @@ pub fn guest_memory(memory_mib: u64) -> Result<GuestMemory, MachineError> {
 }
 
 /// The config's boot letters as the firmware crate's boot order.
-fn firmware_boot_order(config: &Config) -> firmware::boot::BootOrder {
-    let _ = config;
-    todo!()
+fn firmware_boot_order(config: &Config) -> Result<firmware::boot::BootOrder, MachineError> {
+    use crate::config::BootDevice;
+    let letters: String = config
+        .boot_order
+        .iter()
+        .map(|d| match d {
+            BootDevice::Floppy => 'a',
+            BootDevice::Disk => 'c',
+            BootDevice::Cdrom => 'd',
+            BootDevice::Network => 'n',
+        })
+        .collect();
+    letters
+        .parse()
+        .map_err(|e: firmware::boot::BootError| MachineError::Unsupported(e.to_string()))
 }

@@ -1,2 +1,140 @@
 //! `devmodel`: the device-model binary.
-fn main() {}
+//!
+//! `devmodel run CONFIG [key=value ...]` boots an xm-style HVM config in the foreground on KVM;
+//! `devmodel check CONFIG [key=value ...]` validates it and prints the machine it describes.
+//! Exit status: 0 when the guest powered off (or was destroyed), 1 when it crashed or the machine failed,
+//! 2 for a config or command-line mistake.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use devmodel::config::{self, HostFacts};
+use devmodel::event_loop::Outcome;
+use devmodel::machine::MachineOptions;
+use devmodel::runner::{self, RunIo};
+
+#[derive(Parser)]
+#[command(name = "devmodel", version, about = "A KVM device model for Xen HVM guest configs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct ConfigArgs {
+    /// The xm/xl HVM config file.
+    config: PathBuf,
+    /// Overrides of config keys, as with `xm create hvm.cfg memory=512`.
+    #[arg(value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Boot the guest in the foreground (as systemd, tests, or a toolstack starting a device model would).
+    Run {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Write the firmware debug port (0x402) here instead of the domain's firmware log.
+        #[arg(long, value_name = "FILE")]
+        debugcon: Option<PathBuf>,
+        /// A BIOS image instead of /usr/share/seabios/bios-256k.bin.
+        #[arg(long, value_name = "FILE")]
+        bios: Option<PathBuf>,
+        /// An extra option ROM for SeaBIOS to run during POST (as QEMU's -option-rom).
+        #[arg(long = "option-rom", value_name = "FILE")]
+        option_roms: Vec<PathBuf>,
+        /// Milliseconds SeaBIOS waits before rebooting when nothing boots (default 60000).
+        #[arg(long, value_name = "MS")]
+        boot_fail_wait: Option<u32>,
+    },
+    /// Validate the config and print the machine it describes, without starting anything.
+    Check {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_target(false)
+        .init();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match cli.command {
+        Command::Check { config } => match load(&config) {
+            Ok(cfg) => {
+                print!("{}", cfg.describe());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Run {
+            config,
+            debugcon,
+            bios,
+            option_roms,
+            boot_fail_wait,
+        } => {
+            let cfg = match load(&config) {
+                Ok(cfg) => cfg,
+                Err(code) => return code,
+            };
+            for notice in &cfg.unsupported {
+                eprintln!("devmodel: warning: {notice}");
+            }
+            let options = MachineOptions {
+                bios,
+                option_roms,
+                boot_fail_wait_ms: boot_fail_wait,
+            };
+            match run(&cfg, &options, debugcon) {
+                Ok(Outcome::Crashed(why)) => {
+                    eprintln!("devmodel: domain {} crashed: {why}", cfg.name);
+                    ExitCode::from(1)
+                }
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("devmodel: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+/// Loads and validates a config; on failure prints the one-line message and gives the exit code.
+fn load(args: &ConfigArgs) -> Result<config::Config, ExitCode> {
+    config::load(&args.config, &args.overrides, &HostFacts::probe()).map_err(|e| {
+        eprintln!("devmodel: {e}");
+        ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+    })
+}
+
+fn run(
+    cfg: &config::Config,
+    options: &MachineOptions,
+    debugcon: Option<PathBuf>,
+) -> anyhow::Result<Outcome> {
+    let path = match debugcon {
+        Some(path) => path,
+        None => {
+            let dir = std::env::var_os("DEVMODEL_LOG_DIR")
+                .map_or_else(|| PathBuf::from("/var/log/devmodel"), PathBuf::from);
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create the log directory {}", dir.display()))?;
+            dir.join(format!("{}-firmware.log", cfg.name))
+        }
+    };
+    let file = std::fs::File::create(&path)
+        .with_context(|| format!("cannot create the firmware log {}", path.display()))?;
+    let outcome = runner::run(cfg, options, RunIo { debugcon: Box::new(file) })?;
+    Ok(outcome)
+}

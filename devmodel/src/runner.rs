@@ -28,6 +28,14 @@ pub enum RunError {
     /// The machine could not be built.
     #[error(transparent)]
     Machine(#[from] MachineError),
+    /// A serial back-end could not be opened.
+    #[error("serial port {port} ({spec}): {source}")]
+    Serial {
+        port: usize,
+        spec: String,
+        #[source]
+        source: devices::chardev::CharError,
+    },
     /// An OS resource (eventfd, timerfd, epoll, thread) could not be had.
     #[error("{what}: {source}")]
     Os {
@@ -84,7 +92,7 @@ fn install_terminate_handler(fd: &EventFd) -> std::io::Result<()> {
         // effect on the process.
         let rc = unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_terminate as usize;
+            action.sa_sigaction = on_terminate as *const () as usize;
             action.sa_flags = libc::SA_RESTART;
             libc::sigemptyset(&mut action.sa_mask);
             libc::sigaction(sig, &action, std::ptr::null_mut())
@@ -126,13 +134,35 @@ pub fn run(config: &Config, options: &MachineOptions, io: RunIo) -> Result<Outco
     let channel = SystemChannel::new().map_err(os("eventfd"))?;
     let mut timers = Timers::new(clock.clone()).map_err(os("timerfd"))?;
 
+    // Back-ends open before any vCPU runs: a `server` socket without `nowait` waits here for its first client,
+    // as qemu-dm did, so that no early output is lost.
+    let mut serial = Vec::new();
+    let mut char_subscribers = Vec::new();
+    for (port, spec) in config.serial.iter().enumerate() {
+        let opened = devices::chardev::open(spec).map_err(|source| RunError::Serial {
+            port,
+            spec: spec.to_string(),
+            source,
+        })?;
+        if let Some(path) = &opened.pty_path {
+            // The line qemu-dm printed and xend parsed to find the console.
+            println!("char device redirected to {}", path.display());
+        }
+        if let Some(addr) = opened.local_addr {
+            log::info!("serial port {port} listening on {addr}");
+        }
+        serial.push(opened.backend);
+        char_subscribers.extend(opened.subscriber);
+    }
+
     let env = PlatformEnv {
         clock: clock.clone(),
         gsi: vm.gsi_sink(),
         system: channel.clone(),
         kick: timers.kick_handle(),
-        rtc_start: rtc_start(config.rtc.localtime, config.rtc.timeoffset),
+        rtc_start: rtc_start(config.rtc.localtime, config.rtc.offset_seconds),
         debugcon: io.debugcon,
+        serial,
     };
     let platform = Arc::new(Platform::build(config, options, env)?);
     for device in &platform.timed {
@@ -158,9 +188,12 @@ pub fn run(config: &Config, options: &MachineOptions, io: RunIo) -> Result<Outco
     let mut manager: EventManager<Box<dyn MutEventSubscriber + Send>> =
         EventManager::new().map_err(|e| RunError::Os {
             what: "epoll",
-            source: std::io::Error::from_raw_os_error(e.errno()),
+            source: std::io::Error::other(e.to_string()),
         })?;
     manager.add_subscriber(Box::new(timers));
+    for subscriber in char_subscribers {
+        manager.add_subscriber(Box::new(subscriber));
+    }
     let terminate = EventFd::new(EFD_NONBLOCK).map_err(os("eventfd"))?;
     install_terminate_handler(&terminate).map_err(os("installing signal handlers"))?;
     manager.add_subscriber(Box::new(Terminate(terminate, outcome.clone())));
@@ -220,8 +253,8 @@ impl Actions {
             log::info!("guest {event}");
         }
         match action {
-            Action::Destroy => Flow::Exit(end),
-            Action::Restart | Action::RenameRestart => {
+            Action::Destroy | Action::CoredumpDestroy => Flow::Exit(end),
+            Action::Restart | Action::RenameRestart | Action::CoredumpRestart => {
                 if !control.pause() {
                     return Flow::Exit(Outcome::Crashed("vCPUs did not stop for a reset".into()));
                 }
