@@ -21,7 +21,8 @@
 //!    (xm's `VAR=VAL`). A value that is not a Python expression (`boot=dc`, `vnclisten=0.0.0.0`) is taken as
 //!    the string it spells, as xm did.
 //! 3. A file without `builder='hvm'` is a PV guest and is refused with what to change.
-//! 4. Names that are neither known keys nor read by a later expression are unknown keys (typos).
+//! 4. Names that are neither known keys nor read by a later expression are unknown keys (typos); a name
+//!    starting with `_` is always a private helper.
 //! 5. Each key is resolved into [`Config`]; host checks use the injected [`HostFacts`].
 //! 6. Whatever this build cannot honour is listed in [`Config::unsupported`] as data (see [`notices`]).
 
@@ -191,6 +192,10 @@ impl ConfigError {
 }
 
 /// Reads, resolves and checks the config at `path`, with `key=value` `overrides` from the command line.
+///
+/// Host checks (memory, vCPU limit, disk/kernel/floppy files and their writability) run here through
+/// `host`, so a config that loads is one the host can start; pass [`HostFacts::probe`] for the real host.
+/// Requests this build cannot honour do not fail the load: they are listed in [`Config::unsupported`].
 pub fn load(path: &Path, overrides: &[String], host: &HostFacts) -> Result<Config, ConfigError> {
     let read_err = |source| ConfigError::Read {
         path: path.to_path_buf(),
