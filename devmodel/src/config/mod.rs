@@ -365,7 +365,7 @@ fn run_script(path: &Path, text: &str, overrides: &[String]) -> Result<Script, C
     Ok(Script { state, origins })
 }
 
-/// The name assigned by the statement on `line`, searching nested blocks.
+/// The name assigned by the statement on `line` (`if` for a condition), searching nested blocks.
 fn statement_target(stmts: &[parser::Stmt], line: u32) -> Option<String> {
     let mut stack: Vec<&[parser::Stmt]> = vec![stmts];
     let mut best: Option<(u32, String)> = None;
@@ -381,7 +381,10 @@ fn statement_target(stmts: &[parser::Stmt], line: u32) -> Option<String> {
                     branches,
                     otherwise,
                 } => {
-                    for (_, body) in branches {
+                    for (l, _, body) in branches {
+                        if *l <= line && best.as_ref().is_none_or(|(b, _)| *l >= *b) {
+                            best = Some((*l, "if".to_string()));
+                        }
                         stack.push(body);
                     }
                     stack.push(otherwise);

@@ -88,6 +88,17 @@ fn evaluation_errors_name_the_key() {
         &err("memory = 'x' + 1\n"),
         &["t.cfg:4: memory: found a string + an integer"],
     );
+    names(
+        &err("import re\narch = 'x86_64'\nif re.search('6.', arch):\n    memory = 512\n"),
+        &[
+            "t.cfg:6: if: found the regular expression '6.'",
+            "plain-text pattern",
+        ],
+    );
+    names(
+        &err("if 1:\n    memory = nothing\n"),
+        &["t.cfg:5: memory: found the name 'nothing'"],
+    );
 }
 
 #[test]
