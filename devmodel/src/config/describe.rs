@@ -107,9 +107,9 @@ impl Config {
             };
             writeln!(
                 s,
-                "ide {}:    {media} {image}, {mode}, {:?} (written '{}')",
+                "ide {}:    {media} {image}, {mode}, {} (written '{}')",
                 d.slot.name(),
-                d.format,
+                format!("{:?}", d.format).to_lowercase(),
                 d.target
             )?;
         }

@@ -258,7 +258,7 @@ impl Evaluator<'_> {
                     otherwise,
                 } => {
                     let mut taken = false;
-                    for (cond, body) in branches {
+                    for (_, cond, body) in branches {
                         if self.expr(cond)?.truthy() {
                             self.block(body)?;
                             taken = true;

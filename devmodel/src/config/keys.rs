@@ -386,7 +386,7 @@ pub(crate) fn closest<'a>(
     let normal = name.to_ascii_lowercase().replace('-', "_");
     let limit = (name.chars().count() / 3).clamp(1, 3);
     candidates
-        .filter(|c| *c != name && c.len() <= 64)
+        .filter(|c| *c != name && c.len() <= 64 && c.len().abs_diff(normal.len()) <= limit)
         .map(|c| (distance(&normal, c), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, c)| (*d, *c))

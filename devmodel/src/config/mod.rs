@@ -21,7 +21,8 @@
 //!    (xm's `VAR=VAL`). A value that is not a Python expression (`boot=dc`, `vnclisten=0.0.0.0`) is taken as
 //!    the string it spells, as xm did.
 //! 3. A file without `builder='hvm'` is a PV guest and is refused with what to change.
-//! 4. Names that are neither known keys nor read by a later expression are unknown keys (typos).
+//! 4. Names that are neither known keys nor read by a later expression are unknown keys (typos); a name
+//!    starting with `_` is always a private helper.
 //! 5. Each key is resolved into [`Config`]; host checks use the injected [`HostFacts`].
 //! 6. Whatever this build cannot honour is listed in [`Config::unsupported`] as data (see [`notices`]).
 
@@ -191,6 +192,10 @@ impl ConfigError {
 }
 
 /// Reads, resolves and checks the config at `path`, with `key=value` `overrides` from the command line.
+///
+/// Host checks (memory, vCPU limit, disk/kernel/floppy files and their writability) run here through
+/// `host`, so a config that loads is one the host can start; pass [`HostFacts::probe`] for the real host.
+/// Requests this build cannot honour do not fail the load: they are listed in [`Config::unsupported`].
 pub fn load(path: &Path, overrides: &[String], host: &HostFacts) -> Result<Config, ConfigError> {
     let read_err = |source| ConfigError::Read {
         path: path.to_path_buf(),
@@ -360,7 +365,7 @@ fn run_script(path: &Path, text: &str, overrides: &[String]) -> Result<Script, C
     Ok(Script { state, origins })
 }
 
-/// The name assigned by the statement on `line`, searching nested blocks.
+/// The name assigned by the statement on `line` (`if` for a condition), searching nested blocks.
 fn statement_target(stmts: &[parser::Stmt], line: u32) -> Option<String> {
     let mut stack: Vec<&[parser::Stmt]> = vec![stmts];
     let mut best: Option<(u32, String)> = None;
@@ -376,7 +381,10 @@ fn statement_target(stmts: &[parser::Stmt], line: u32) -> Option<String> {
                     branches,
                     otherwise,
                 } => {
-                    for (_, body) in branches {
+                    for (l, _, body) in branches {
+                        if *l <= line && best.as_ref().is_none_or(|(b, _)| *l >= *b) {
+                            best = Some((*l, "if".to_string()));
+                        }
                         stack.push(body);
                     }
                     stack.push(otherwise);

@@ -234,7 +234,10 @@ pub fn collect(cfg: &Config, built: &Built, path: &Path) -> Vec<Notice> {
             UsbDevice::Disk(_) => built.usb_disk,
         };
         if !ok {
-            push("usbdevice", format!("the USB device {dev:?}"));
+            push(
+                "usbdevice",
+                format!("the USB device {}", format!("{dev:?}").to_lowercase()),
+            );
         }
     }
     for card in &cfg.sound {

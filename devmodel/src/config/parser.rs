@@ -87,9 +87,9 @@ pub(crate) enum Stmt {
     },
     /// `import a, b`.
     Import { modules: Vec<String>, line: u32 },
-    /// `if cond: … elif cond: … else: …`.
+    /// `if cond: … elif cond: … else: …`; each branch with the line of its condition.
     If {
-        branches: Vec<(Expr, Vec<Stmt>)>,
+        branches: Vec<(u32, Expr, Vec<Stmt>)>,
         otherwise: Vec<Stmt>,
     },
     /// `pass`.
@@ -364,10 +364,11 @@ impl Parser {
         // "if" or "elif"
         self.pos += 1;
         loop {
+            let line = self.line();
             let cond = self.expr()?;
             self.expect_op(":", "':' after the condition")?;
             let body = self.suite()?;
-            branches.push((cond, body));
+            branches.push((line, cond, body));
             if self.at_name("elif") {
                 self.pos += 1;
                 continue;

@@ -407,6 +407,13 @@ fn nics(f: &Fields<'_>, note: &mut Note<'_>) -> Result<Vec<Nic>, ConfigError> {
 }
 
 fn display(f: &Fields<'_>, note: &mut Note<'_>) -> Result<Display, ConfigError> {
+    // Type-check every display key even when its console is off, so a bad value never waits for vnc=1.
+    for key in ["vncunused", "vncconsole", "vncviewer", "opengl"] {
+        f.flag(key)?;
+    }
+    for key in ["vncpasswd", "display", "xauthority", "monitor_path"] {
+        f.string(key)?;
+    }
     let nographic = f.flag_or("nographic", false)?;
     let vga = if f.flag_or("stdvga", false)? {
         Vga::Std

@@ -261,6 +261,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn probing_the_real_host_gives_usable_limits() {
+        let h = HostFacts::probe();
+        assert!(h.memory_mib > 0);
+        assert!((1..=VCPU_CAP).contains(&h.max_vcpus), "{h:?}");
+    }
+
+    #[test]
     fn meminfo() {
         assert_eq!(
             mem_total_mib("MemTotal:       24576000 kB\nMemFree: 1 kB\n"),
