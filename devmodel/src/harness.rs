@@ -40,7 +40,10 @@ pub struct CaptureBackend {
 impl CaptureBackend {
     /// Everything the guest sent so far.
     pub fn output(&self) -> Vec<u8> {
-        self.output.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.output
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
     /// Offers `data` as typed input; returns how many bytes the UART took (its FIFO may be full).
     pub fn type_input(&self, data: &[u8]) -> usize {

@@ -274,12 +274,11 @@ impl Platform {
 
 /// Maps guest RAM as the memory layout puts it (below the PCI hole, the rest above 4 GiB).
 pub fn guest_memory(memory_mib: u64) -> Result<GuestMemory, MachineError> {
-    let layout = firmware::layout::MemoryLayout::new(memory_mib).map_err(|e| {
-        MachineError::Memory {
+    let layout =
+        firmware::layout::MemoryLayout::new(memory_mib).map_err(|e| MachineError::Memory {
             mib: memory_mib,
             reason: e.to_string(),
-        }
-    })?;
+        })?;
     let ranges: Vec<(GuestAddress, usize)> = layout
         .ram_ranges()
         .into_iter()

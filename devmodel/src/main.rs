@@ -16,7 +16,11 @@ use devmodel::machine::MachineOptions;
 use devmodel::runner::{self, RunIo};
 
 #[derive(Parser)]
-#[command(name = "devmodel", version, about = "A KVM device model for Xen HVM guest configs")]
+#[command(
+    name = "devmodel",
+    version,
+    about = "A KVM device model for Xen HVM guest configs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -135,6 +139,12 @@ fn run(
     };
     let file = std::fs::File::create(&path)
         .with_context(|| format!("cannot create the firmware log {}", path.display()))?;
-    let outcome = runner::run(cfg, options, RunIo { debugcon: Box::new(file) })?;
+    let outcome = runner::run(
+        cfg,
+        options,
+        RunIo {
+            debugcon: Box::new(file),
+        },
+    )?;
     Ok(outcome)
 }

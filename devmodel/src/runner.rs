@@ -185,8 +185,8 @@ pub fn run(config: &Config, options: &MachineOptions, io: RunIo) -> Result<Outco
     }
 
     let outcome = Arc::new(Mutex::new(None));
-    let mut manager: EventManager<Box<dyn MutEventSubscriber + Send>> =
-        EventManager::new().map_err(|e| RunError::Os {
+    let mut manager: EventManager<Box<dyn MutEventSubscriber + Send>> = EventManager::new()
+        .map_err(|e| RunError::Os {
             what: "epoll",
             source: std::io::Error::other(e.to_string()),
         })?;

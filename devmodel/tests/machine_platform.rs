@@ -28,3 +28,118 @@ fn cmos_carries_memory_cpus_and_boot_order() {
     let above_16m = u16::from(cmos(&m, 0x34)) | (u16::from(cmos(&m, 0x35)) << 8);
     assert_eq!(above_16m, (256 - 16) * 16, "64 KiB units above 16 MiB");
 }
+
+#[test]
+fn fw_cfg_answers_as_seabios_probes_it() {
+    let m = machine("");
+    m.outw(0x510, 0x0000);
+    let sig: Vec<u8> = (0..4).map(|_| m.inb(0x511)).collect();
+    assert_eq!(sig, b"QEMU");
+    m.outw(0x510, 0x0005); // NB_CPUS
+    assert_eq!(u16::from(m.inb(0x511)) | (u16::from(m.inb(0x511)) << 8), 2);
+    m.outw(0x510, 0x000e); // BOOT_MENU: off, so no 2.5 s prompt
+    assert_eq!(m.inb(0x511), 0);
+}
+
+#[test]
+fn unclaimed_ports_float_and_bad_widths_are_refused() {
+    let m = machine("");
+    assert_eq!(m.inb(0x80), 0xff);
+    assert_eq!(m.inl(0x1234), 0xffff_ffff);
+    // The keyboard controller takes byte accesses only: a word read is refused, not passed on.
+    assert_eq!(m.inw(0x64), 0xffff);
+    assert!(
+        m.platform
+            .pio
+            .stats()
+            .refused
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+}
+
+#[test]
+fn rtc_periodic_interrupt_reaches_irq8_until_acknowledged() {
+    let m = machine("");
+    m.outb(0x70, 0x0a);
+    m.outb(0x71, 0x26); // 1024 Hz
+    m.outb(0x70, 0x0b);
+    let b = m.inb(0x71);
+    m.outb(0x70, 0x0b);
+    m.outb(0x71, b | 0x40); // PIE
+    m.step(2_000_000);
+    assert!(m.irq(8));
+    m.outb(0x70, 0x0c);
+    assert_ne!(m.inb(0x71) & 0xc0, 0, "IRQF and PF set");
+    assert!(!m.irq(8), "reading C lowers IRQ 8");
+    m.step(1_000_000);
+    assert!(m.irq(8));
+}
+
+#[test]
+fn com1_transmits_and_interrupts_on_irq4() {
+    let m = machine("");
+    m.outb(0x3fc, 0x08); // MCR.OUT2: the PC's IRQ gate
+    m.outb(0x3f9, 0x02); // IER: THR empty
+    assert!(m.irq(4));
+    m.outb(0x3f8, b'A');
+    m.step(1_000_000);
+    assert_eq!(m.serial_text(0), "A");
+}
+
+#[test]
+fn acpi_power_button_raises_sci_and_s5_requests_poweroff() {
+    let m = machine("acpi=1");
+    // What SeaBIOS does: PM I/O base at 0xB000, enabled, SCI on IRQ 9; then the OS enables ACPI.
+    m.pci_write32(1, 3, 0x40, 0xb001);
+    m.pci_write8(1, 3, 0x80, 0x01);
+    m.outb(0xb2, 0xf1);
+    assert_eq!(m.inw(0xb004) & 1, 1, "SCI_EN after the ACPI enable command");
+    m.outw(0xb002, 0x0100); // PWRBTN_EN
+    m.platform.pm.as_ref().unwrap().press_power_button();
+    assert!(m.irq(9), "the power button raises the SCI");
+    m.outw(0xb000, 0x0100); // acknowledge PWRBTN_STS
+    assert!(!m.irq(9));
+    m.outw(0xb004, 0x2001); // SLP_EN with SLP_TYP 0 (S5)
+    assert_eq!(m.requests(), vec![SystemRequest::PowerOff]);
+}
+
+#[test]
+fn acpi_off_means_no_pm_function() {
+    let m = machine("acpi=0");
+    assert!(m.platform.pm.is_none());
+    assert_eq!(m.pci_read32(1, 3, 0) & 0xffff, 0xffff, "00:01.3 absent");
+}
+
+#[test]
+fn reset_requests_and_a_platform_reset_restore_the_bios_copy() {
+    let m = machine("");
+    m.outb(0xcf9, 0x06);
+    assert_eq!(m.requests(), vec![SystemRequest::Reset]);
+    // The guest scribbles over its shadowed BIOS; a platform reset copies the image down again.
+    use devices::memory::{Bytes, GuestAddress};
+    m.platform
+        .mem
+        .write_slice(&[0u8; 16], GuestAddress(0xffff0))
+        .unwrap();
+    m.platform.reset();
+    let mut vector = [0u8; 16];
+    m.platform
+        .mem
+        .read_slice(&mut vector, GuestAddress(0xffff0))
+        .unwrap();
+    let image = m.platform.bios.bytes();
+    assert_eq!(&vector[..], &image[image.len() - 16..]);
+    assert_eq!(vector[0], 0xea, "the reset vector's far jump");
+}
+
+#[test]
+fn pci_interrupt_links_follow_piix3_routing() {
+    let m = machine("");
+    assert_eq!(m.pci_read32(1, 0, 0), 0x7000_8086);
+    // SeaBIOS routes PIRQA..D to 10, 10, 11, 11.
+    for (link, irq) in [(0u8, 10u8), (1, 10), (2, 11), (3, 11)] {
+        m.pci_write8(1, 0, 0x60 + link, irq);
+    }
+    assert_eq!(m.pci_read32(1, 0, 0x60), 0x0b0b_0a0a);
+}

@@ -97,7 +97,7 @@ pub const BUILT: Built = Built {
     vnc: false,
     vnc_viewer: false,
     sdl: false,
-    serial: false,
+    serial: true,
     parallel: false,
     monitor: false,
     usb: false,
@@ -110,7 +110,7 @@ pub const BUILT: Built = Built {
     floppy: false,
     direct_kernel: false,
     network_boot: false,
-    acpi_off: false,
+    acpi_off: true,
     apic_off: false,
     pae_off: false,
     hpet: false,
@@ -121,8 +121,13 @@ pub const BUILT: Built = Built {
     cpu_affinity: false,
     cpuid: false,
     vcpu_hotplug: false,
-    rtc_offset: false,
-    actions: &[Action::Destroy],
+    rtc_offset: true,
+    actions: &[
+        Action::Destroy,
+        Action::Restart,
+        Action::Preserve,
+        Action::RenameRestart,
+    ],
 };
 
 /// Everything `cfg` asks for that `built` lacks; `path` is the config file (for keys left at defaults).

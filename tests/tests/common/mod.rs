@@ -151,10 +151,16 @@ impl Guest {
                 if probe(&self.firmware(), &self.stdout()) {
                     return;
                 }
-                panic!("devmodel exited ({status}) before {what}\n{}", self.report());
+                panic!(
+                    "devmodel exited ({status}) before {what}\n{}",
+                    self.report()
+                );
             }
             if Instant::now() > deadline {
-                panic!("timed out after {timeout:?} waiting for {what}\n{}", self.report());
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}\n{}",
+                    self.report()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -163,7 +169,11 @@ impl Guest {
     /// Waits for the firmware debug log to contain `needle`.
     pub fn wait_firmware(&mut self, needle: &str, timeout: Duration) {
         let n = needle.to_string();
-        self.wait_for(&format!("firmware log to show {needle:?}"), timeout, move |fw, _| fw.contains(&n));
+        self.wait_for(
+            &format!("firmware log to show {needle:?}"),
+            timeout,
+            move |fw, _| fw.contains(&n),
+        );
     }
 
     /// Waits for the process to end by itself.
@@ -175,7 +185,10 @@ impl Guest {
                 return status;
             }
             if Instant::now() > deadline {
-                panic!("devmodel did not exit within {timeout:?}\n{}", self.report());
+                panic!(
+                    "devmodel did not exit within {timeout:?}\n{}",
+                    self.report()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
