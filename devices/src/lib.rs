@@ -11,6 +11,7 @@ pub mod bus;
 pub mod chardev;
 pub mod chipset;
 pub mod clock;
+pub mod display;
 pub mod fw_cfg;
 pub mod irq;
 pub mod legacy;
