@@ -139,11 +139,8 @@ impl Platform {
         env: PlatformEnv,
     ) -> Result<Platform, MachineError> {
         let bios = BiosImage::load(options.bios.as_deref())?;
-        let mut fw_config = FirmwareConfig::new(
-            config.memory_mib,
-            config.vcpus,
-            firmware_boot_order(config)?,
-        );
+        let mut fw_config =
+            FirmwareConfig::new(config.memory_mib, config.vcpus, config.boot_order.clone());
         fw_config.nographic = config.display.nographic;
         if let Some(ms) = options.boot_fail_wait_ms {
             fw_config.boot_fail_wait_ms = ms;
@@ -288,22 +285,4 @@ pub fn guest_memory(memory_mib: u64) -> Result<GuestMemory, MachineError> {
         mib: memory_mib,
         reason: e.to_string(),
     })
-}
-
-/// The config's boot letters as the firmware crate's boot order.
-fn firmware_boot_order(config: &Config) -> Result<firmware::boot::BootOrder, MachineError> {
-    use crate::config::BootDevice;
-    let letters: String = config
-        .boot_order
-        .iter()
-        .map(|d| match d {
-            BootDevice::Floppy => 'a',
-            BootDevice::Disk => 'c',
-            BootDevice::Cdrom => 'd',
-            BootDevice::Network => 'n',
-        })
-        .collect();
-    letters
-        .parse()
-        .map_err(|e: firmware::boot::BootError| MachineError::Unsupported(e.to_string()))
 }

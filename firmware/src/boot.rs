@@ -30,7 +30,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A kind of boot device, as a `boot` letter names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum BootDevice {
     /// `a`: the floppy drive(s).
     Floppy,
@@ -113,7 +113,7 @@ pub enum BootError {
 }
 
 /// An ordered list of distinct boot device kinds, parsed from Xen's `boot` letters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BootOrder(Vec<BootDevice>);
 
 impl FromStr for BootOrder {

@@ -4,7 +4,6 @@
 use std::fmt::Write;
 
 use super::model::*;
-use super::options::boot_letter;
 
 fn yes(b: bool) -> &'static str {
     if b {
@@ -52,6 +51,7 @@ impl Config {
         }
         let order: Vec<String> = self
             .boot_order
+            .devices()
             .iter()
             .map(|d| {
                 let what = match d {
@@ -60,7 +60,7 @@ impl Config {
                     BootDevice::Cdrom => "CD-ROM",
                     BootDevice::Network => "network",
                 };
-                format!("{what} ({})", boot_letter(*d))
+                format!("{what} ({})", d.letter())
             })
             .collect();
         writeln!(s, "boot order: {}", order.join(", "))?;

@@ -40,7 +40,7 @@ pub struct Config {
     /// `cpuid`: CPUID override strings as written.
     pub cpuid: Vec<String>,
     /// `boot`: boot order (xm default `c`; xl used `cd`).
-    pub boot_order: Vec<BootDevice>,
+    pub boot_order: BootOrder,
     /// `disk`: IDE drives, in file order.
     pub disks: Vec<Disk>,
     /// `vif` (padded by `nics`): emulated NICs, in file order.
@@ -105,18 +105,7 @@ pub enum Boot {
     },
 }
 
-/// One letter of `boot`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum BootDevice {
-    /// `a`: first floppy.
-    Floppy,
-    /// `c`: first hard disk.
-    Disk,
-    /// `d`: first CD-ROM.
-    Cdrom,
-    /// `n`: network (PXE).
-    Network,
-}
+pub use firmware::boot::{BootDevice, BootOrder};
 
 /// An IDE position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -188,7 +188,8 @@ pub fn collect(cfg: &Config, built: &Built, path: &Path) -> Vec<Notice> {
             );
         }
     }
-    if set("boot") && cfg.boot_order.contains(&BootDevice::Network) && !built.network_boot {
+    if set("boot") && cfg.boot_order.devices().contains(&BootDevice::Network) && !built.network_boot
+    {
         push("boot", "network boot (n)".to_string());
     }
     if cfg.display.vga == Vga::Std && !built.std_vga {

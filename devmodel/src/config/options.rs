@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 
-use super::model::{Action, BootDevice, SoundCard, UsbDevice};
+use super::model::{Action, SoundCard, UsbDevice};
+use firmware::boot::{BootError, BootOrder};
 
 /// A value that does not parse: what was found and what was expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,41 +21,22 @@ pub(crate) fn bad(found: impl Into<String>, expected: impl Into<String>) -> Bad 
     }
 }
 
-/// `boot`: letters a (floppy), c (disk), d (CD-ROM), n (network), each at most once.
-pub(crate) fn boot_order(s: &str) -> Result<Vec<BootDevice>, Bad> {
+/// `boot`: letters a (floppy), c (disk), d (CD-ROM), n (network), each at most once, at most three (the CMOS
+/// boot-order registers hold three, and qemu-dm refused more). The firmware crate owns the type and its rules.
+pub(crate) fn boot_order(s: &str) -> Result<BootOrder, Bad> {
     const EXPECTED: &str =
-        "boot letters a (floppy), c (hard disk), d (CD-ROM) or n (network), such as 'dc'";
-    if s.is_empty() {
-        return Err(bad("an empty boot order", EXPECTED));
-    }
-    let mut order = Vec::new();
-    for c in s.chars() {
-        let dev = match c {
-            'a' => BootDevice::Floppy,
-            'c' => BootDevice::Disk,
-            'd' => BootDevice::Cdrom,
-            'n' => BootDevice::Network,
-            other => return Err(bad(format!("'{s}' with the letter '{other}'"), EXPECTED)),
-        };
-        if order.contains(&dev) {
-            return Err(bad(
-                format!("'{s}' with the letter '{c}' twice"),
-                "each boot letter at most once",
-            ));
+        "up to three distinct boot letters a (floppy), c (hard disk), d (CD-ROM) or n (network), such as 'dc'";
+    s.parse::<BootOrder>().map_err(|e| match e {
+        BootError::Empty => bad("an empty boot order", EXPECTED),
+        BootError::UnknownLetter { letter, .. } => {
+            bad(format!("'{s}' with the letter '{letter}'"), EXPECTED)
         }
-        order.push(dev);
-    }
-    Ok(order)
-}
-
-/// The letter of a boot device.
-pub(crate) fn boot_letter(d: BootDevice) -> char {
-    match d {
-        BootDevice::Floppy => 'a',
-        BootDevice::Disk => 'c',
-        BootDevice::Cdrom => 'd',
-        BootDevice::Network => 'n',
-    }
+        BootError::Duplicate { letter, .. } => bad(
+            format!("'{s}' with the letter '{letter}' twice"),
+            "each boot letter at most once",
+        ),
+        other => bad(format!("'{s}' ({other})"), EXPECTED),
+    })
 }
 
 fn hex16(s: &str) -> Option<u16> {
@@ -178,14 +160,16 @@ pub(crate) fn uuid(s: &str) -> Result<String, Bad> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use firmware::boot::BootDevice;
 
     #[test]
     fn boot_letters() {
         assert_eq!(
-            boot_order("dc").unwrap(),
-            vec![BootDevice::Cdrom, BootDevice::Disk]
+            boot_order("dc").unwrap().devices(),
+            &[BootDevice::Cdrom, BootDevice::Disk]
         );
-        assert_eq!(boot_order("adcn").unwrap().len(), 4);
+        assert_eq!(boot_order("adc").unwrap().devices().len(), 3);
+        assert!(boot_order("adcn").unwrap_err().found.contains("adcn"));
         assert!(boot_order("x").unwrap_err().found.contains("'x'"));
         assert!(boot_order("cc").unwrap_err().found.contains("twice"));
         assert!(boot_order("").is_err());

@@ -177,7 +177,7 @@ fn impossible_values() {
     );
     names(
         &err("boot = 'cx'\n"),
-        &["t.cfg:4: boot: found 'cx' with the letter 'x', expected boot letters a"],
+        &["t.cfg:4: boot: found 'cx' with the letter 'x', expected up to three distinct boot letters a"],
     );
     names(
         &err("on_reboot = 'explode'\n"),
@@ -306,7 +306,10 @@ fn overrides_win_and_name_the_command_line() {
     )
     .unwrap();
     assert_eq!(c.memory_mib, 512);
-    assert_eq!(c.boot_order, vec![BootDevice::Cdrom, BootDevice::Disk]);
+    assert_eq!(
+        c.boot_order.devices(),
+        &[BootDevice::Cdrom, BootDevice::Disk]
+    );
     assert_eq!(
         c.display.vnc.as_ref().map(|v| v.listen.as_str()),
         Some("0.0.0.0")

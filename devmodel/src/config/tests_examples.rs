@@ -150,8 +150,8 @@ fn every_key_hvm_resolves_each_key() {
     );
     assert_eq!(c.disks[1].target, "hdb1");
     assert_eq!(
-        c.boot_order,
-        vec![BootDevice::Floppy, BootDevice::Cdrom, BootDevice::Disk]
+        c.boot_order.devices(),
+        &[BootDevice::Floppy, BootDevice::Cdrom, BootDevice::Disk]
     );
     assert_eq!(c.device_model, Some("/usr/lib/xen/bin/qemu-dm".into()));
     assert_eq!(c.display.vga, Vga::Std);
@@ -261,7 +261,10 @@ fn hvmguest_hvm_with_imports_and_variables() {
     assert_eq!(c.name, "hvmguest");
     assert_eq!(c.device_model, Some("/usr/lib/xen/bin/qemu-dm".into()));
     assert_eq!((c.memory_mib, c.vcpus), (256, 1));
-    assert_eq!(c.boot_order, vec![BootDevice::Cdrom, BootDevice::Disk]);
+    assert_eq!(
+        c.boot_order.devices(),
+        &[BootDevice::Cdrom, BootDevice::Disk]
+    );
     assert_eq!(c.disks.len(), 2);
     assert_eq!(
         (c.disks[0].slot, c.disks[0].path.as_deref()),
