@@ -7,3 +7,4 @@ pub mod harness;
 pub mod kvm;
 pub mod machine;
 pub mod runner;
+pub mod toolstack;

@@ -1,7 +1,8 @@
 //! `devmodel`: the device-model binary.
 //!
 //! `devmodel run CONFIG [key=value ...]` boots an xm-style HVM config in the foreground on KVM;
-//! `devmodel check CONFIG [key=value ...]` validates it and prints the machine it describes.
+//! `devmodel check CONFIG [key=value ...]` validates it and prints the machine it describes; `create`, `list`,
+//! `console`, `destroy`, `shutdown`, `reboot`, `pause` and `unpause` work as `xm`'s verbs did.
 //! Exit status: 0 when the guest powered off (or was destroyed), 1 when it crashed or the machine failed,
 //! 2 for a config or command-line mistake.
 
@@ -14,6 +15,8 @@ use devmodel::config::{self, HostFacts};
 use devmodel::event_loop::Outcome;
 use devmodel::machine::MachineOptions;
 use devmodel::runner::{self, RunIo};
+use devmodel::toolstack::control::Command as ControlCommand;
+use devmodel::toolstack::verbs::{self, VerbError};
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +62,63 @@ enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Start the domain in the background and print its name and id (like `xm create`).
+    Create {
+        /// Attach to the first serial port once started (like `xm create -c`).
+        #[arg(short = 'c')]
+        console: bool,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// List running domains: Name, ID, Mem(MiB), VCPUs, State, Time(s) (like `xm list`).
+    List,
+    /// Connect this terminal to a domain's serial port N (default 0); Ctrl-] detaches.
+    Console {
+        /// Domain name or id.
+        domain: String,
+        /// Serial port index (0 = COM1).
+        #[arg(default_value_t = 0)]
+        port: usize,
+    },
+    /// End a domain at once.
+    Destroy {
+        /// Domain name or id.
+        domain: String,
+    },
+    /// Ask the guest to shut down (ACPI power button).
+    Shutdown {
+        /// Wait until the domain has ended.
+        #[arg(short = 'w')]
+        wait: bool,
+        /// Domain name or id.
+        domain: String,
+    },
+    /// Reset the domain's machine (what follows is the config's `on_reboot`).
+    Reboot {
+        /// Domain name or id.
+        domain: String,
+    },
+    /// Stop a domain's vCPUs.
+    Pause {
+        /// Domain name or id.
+        domain: String,
+    },
+    /// Run a paused domain's vCPUs again.
+    Unpause {
+        /// Domain name or id.
+        domain: String,
+    },
+}
+
+/// Exit status for a verb's result.
+fn verb_status(result: Result<u8, VerbError>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("devmodel: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -73,6 +133,27 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Create { console, config } => match load(&config) {
+            Ok(cfg) => verb_status(verbs::create(&config.config, &config.overrides, &cfg.name, console)),
+            Err(code) => code,
+        },
+        Command::List => verb_status(verbs::list()),
+        Command::Console { domain, port } => verb_status(verbs::console(&domain, port)),
+        Command::Destroy { domain } => {
+            verb_status(verbs::control_verb(&domain, ControlCommand::Destroy, false))
+        }
+        Command::Shutdown { wait, domain } => {
+            verb_status(verbs::control_verb(&domain, ControlCommand::Shutdown, wait))
+        }
+        Command::Reboot { domain } => {
+            verb_status(verbs::control_verb(&domain, ControlCommand::Reboot, false))
+        }
+        Command::Pause { domain } => {
+            verb_status(verbs::control_verb(&domain, ControlCommand::Pause, false))
+        }
+        Command::Unpause { domain } => {
+            verb_status(verbs::control_verb(&domain, ControlCommand::Unpause, false))
+        }
         Command::Check { config } => match load(&config) {
             Ok(cfg) => {
                 print!("{}", cfg.describe());
@@ -130,8 +211,7 @@ fn run(
     let path = match debugcon {
         Some(path) => path,
         None => {
-            let dir = std::env::var_os("DEVMODEL_LOG_DIR")
-                .map_or_else(|| PathBuf::from("/var/log/devmodel"), PathBuf::from);
+            let dir = verbs::log_dir();
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create the log directory {}", dir.display()))?;
             dir.join(format!("{}-firmware.log", cfg.name))

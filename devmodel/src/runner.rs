@@ -4,7 +4,7 @@
 //! `on_crash` decide what follows (Xen's actions: destroy, restart, preserve, rename-restart).
 
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -15,6 +15,8 @@ use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use crate::config::{Action, Config};
+use crate::toolstack::control::{Command, ControlError, ControlServer, Handler};
+use crate::toolstack::registry::{run_dir, DomainRecord, Registry, RegistryError};
 use crate::event_loop::{Flow, Outcome, SystemChannel, SystemSubscriber, Timers};
 use crate::kvm::{install_kick_handler, KvmError, KvmVm, VcpuControl};
 use crate::machine::{MachineError, MachineOptions, Platform, PlatformEnv};
@@ -36,6 +38,12 @@ pub enum RunError {
         #[source]
         source: devices::chardev::CharError,
     },
+    /// The domain could not be registered (name taken, runtime directory unusable).
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The control socket could not be set up.
+    #[error(transparent)]
+    Control(#[from] ControlError),
     /// An OS resource (eventfd, timerfd, epoll, thread) could not be had.
     #[error("{what}: {source}")]
     Os {
@@ -129,6 +137,22 @@ fn local_utc_offset(now: i64) -> i64 {
 /// Boots `config` on KVM and runs it until the guest's life ends; returns how it ended.
 pub fn run(config: &Config, options: &MachineOptions, io: RunIo) -> Result<Outcome, RunError> {
     install_kick_handler().map_err(os("installing the vCPU kick signal handler"))?;
+    // Register first: a second domain with this name is refused before anything starts.
+    let registry = Registry::open(run_dir())?;
+    let mut record = DomainRecord {
+        id: 0,
+        name: config.name.clone(),
+        pid: std::process::id() as i32,
+        memory_mib: config.memory_mib,
+        vcpus: config.vcpus,
+        started: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        ptys: Default::default(),
+    };
+    let registration = registry.register(&record)?;
+    record.id = registration.id;
+    log::info!("domain {} has id {}", config.name, registration.id);
     let vm = Arc::new(KvmVm::new()?);
     let clock: Arc<dyn Clock> = Arc::new(HostClock::new());
     let channel = SystemChannel::new().map_err(os("eventfd"))?;
@@ -147,6 +171,7 @@ pub fn run(config: &Config, options: &MachineOptions, io: RunIo) -> Result<Outco
         if let Some(path) = &opened.pty_path {
             // The line qemu-dm printed and xend parsed to find the console.
             println!("char device redirected to {}", path.display());
+            record.ptys.insert(port, path.clone());
         }
         if let Some(addr) = opened.local_addr {
             log::info!("serial port {port} listening on {addr}");
@@ -154,6 +179,8 @@ pub fn run(config: &Config, options: &MachineOptions, io: RunIo) -> Result<Outco
         serial.push(opened.backend);
         char_subscribers.extend(opened.subscriber);
     }
+
+    registration.update(&record)?;
 
     let env = PlatformEnv {
         clock: clock.clone(),
@@ -196,6 +223,17 @@ pub fn run(config: &Config, options: &MachineOptions, io: RunIo) -> Result<Outco
     }
     let terminate = EventFd::new(EFD_NONBLOCK).map_err(os("eventfd"))?;
     install_terminate_handler(&terminate).map_err(os("installing signal handlers"))?;
+    let status = Arc::new(AtomicU8::new(b'r'));
+    let _control_server = ControlServer::start(
+        &registration.control_path(),
+        control_handler(
+            control.clone(),
+            platform.clone(),
+            channel.clone(),
+            terminate.try_clone().map_err(os("eventfd"))?,
+            status.clone(),
+        ),
+    )?;
     manager.add_subscriber(Box::new(Terminate(terminate, outcome.clone())));
 
     let actions = Actions {
@@ -203,8 +241,8 @@ pub fn run(config: &Config, options: &MachineOptions, io: RunIo) -> Result<Outco
         on_reboot: config.on_reboot,
         on_crash: config.on_crash,
     };
-    let (ctl, plat, kvm) = (control.clone(), platform.clone(), vm.clone());
-    let handler = move |request: SystemRequest| actions.decide(request, &ctl, &plat, &kvm);
+    let (ctl, plat, kvm, st) = (control.clone(), platform.clone(), vm.clone(), status.clone());
+    let handler = move |request: SystemRequest| actions.decide(request, &ctl, &plat, &kvm, &st);
     manager.add_subscriber(Box::new(SystemSubscriber::new(
         channel.clone(),
         handler,
@@ -241,6 +279,7 @@ impl Actions {
         control: &VcpuControl,
         platform: &Platform,
         vm: &KvmVm,
+        status: &AtomicU8,
     ) -> Flow {
         let (action, event, end) = match &request {
             SystemRequest::Reset => (self.on_reboot, "rebooted", Outcome::RebootDestroyed),
@@ -263,14 +302,110 @@ impl Actions {
                     return Flow::Exit(Outcome::Crashed(format!("reset failed: {e}")));
                 }
                 control.resume(true);
+                status.store(b'r', Ordering::SeqCst);
                 log::info!("guest restarted");
                 Flow::Continue
             }
             Action::Preserve => {
                 control.pause();
+                // xm's letters: s for a guest that shut down, c for one that crashed.
+                let letter = if matches!(request, SystemRequest::Crash(_)) { b'c' } else { b's' };
+                status.store(letter, Ordering::SeqCst);
                 log::info!("guest {event}; preserved (paused) as on_* = 'preserve' asks");
                 Flow::Continue
             }
         }
     }
+}
+
+/// What the domain does for each toolstack command. Runs on the control thread: everything it touches is
+/// thread-safe, and what must happen on the event loop (a reset, the end of the domain) is sent there.
+fn control_handler(
+    control: Arc<VcpuControl>,
+    platform: Arc<Platform>,
+    channel: Arc<SystemChannel>,
+    terminate: EventFd,
+    status: Arc<AtomicU8>,
+) -> Handler {
+    Arc::new(move |command| match command {
+        Command::Info => Ok(format!(
+            "state={} time={:.1}",
+            state_letter(status.load(Ordering::SeqCst)),
+            cpu_seconds()
+        )),
+        Command::Shutdown => match &platform.pm {
+            Some(pm) if pm.press_power_button() => Ok(String::new()),
+            Some(_) => Err("the guest does not listen to the ACPI power button yet (no ACPI OS running); \
+                            use destroy to end it"
+                .into()),
+            None => Err("the guest has no ACPI (acpi=0): it cannot be asked to shut down; use destroy".into()),
+        },
+        Command::Reboot => {
+            channel.request(SystemRequest::Reset);
+            Ok(String::new())
+        }
+        Command::Destroy => terminate
+            .write(1)
+            .map(|_| String::new())
+            .map_err(|e| e.to_string()),
+        Command::Pause => {
+            if status.load(Ordering::SeqCst) != b'r' {
+                return Err("the domain is not running".into());
+            }
+            if !control.pause() {
+                return Err("the vCPUs did not stop".into());
+            }
+            status.store(b'p', Ordering::SeqCst);
+            Ok(String::new())
+        }
+        Command::Unpause => {
+            if status.load(Ordering::SeqCst) != b'p' {
+                return Err("the domain is not paused".into());
+            }
+            control.resume(false);
+            status.store(b'r', Ordering::SeqCst);
+            Ok(String::new())
+        }
+    })
+}
+
+/// The `xm list` state letter: a running domain whose vCPUs all wait (HLT, or for a SIPI) shows as blocked.
+fn state_letter(status: u8) -> char {
+    if status == b'r' && !any_vcpu_running() {
+        return 'b';
+    }
+    char::from(status)
+}
+
+/// Whether some vCPU thread of this process is on a CPU or runnable now.
+fn any_vcpu_running() -> bool {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return true;
+    };
+    tasks.flatten().any(|task| {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("vcpu") {
+            return false;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // The state follows the parenthesised command name.
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('R'))
+    })
+}
+
+/// CPU seconds this process used (user + system), as `xm list` shows per domain.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    // After the command name: state is field 0, utime field 11, stime field 12.
+    let ticks: u64 = [11usize, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks as f64 / hz
 }
