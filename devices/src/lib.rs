@@ -16,5 +16,6 @@ pub mod irq;
 pub mod legacy;
 pub mod memory;
 pub mod ratelimit;
+pub mod storage;
 pub mod system;
 pub mod timer;
