@@ -126,31 +126,8 @@ fn lba48_reaches_past_28_bits() {
     let marker = pattern(512).iter().map(|b| b ^ 0xa5).collect::<Vec<_>>();
     std::os::unix::fs::FileExt::write_all_at(&f, &marker, ((1 << 28) + 3) * 512).unwrap();
     drop(f);
-    let mem = test_memory(0x1000);
-    let irq = RecordingIrq::new();
-    let ch = IdeChannel::new(
-        [
-            Some(DriveConfig {
-                kind: DriveKind::Disk,
-                backend: Some(open(&img, false)),
-                identity: DriveIdentity::default_for(DriveKind::Disk, 0),
-            }),
-            None,
-        ],
-        irq.clone(),
-        mem.clone(),
-    )
-    .unwrap();
-    let bus = Bus::new("pio");
-    bus.insert(CMD, 8, 4, ch.command_block()).unwrap();
-    bus.insert(CTL, 1, 1, ch.control_block()).unwrap();
-    let r = Rig {
-        bus,
-        mem,
-        irq,
-        ch,
-        images: vec![img],
-    };
+    let mut r = rig_with(DriveKind::Disk, open(&img, false));
+    r.images.push(img);
     let w = r.identify(0, cmd::IDENTIFY_DEVICE).unwrap();
     assert_eq!((w[60], w[61]), (0xffff, 0x0fff), "LBA28 capacity saturates");
     assert_eq!(
@@ -402,4 +379,48 @@ fn bad_configurations_are_refused() {
     );
     assert_eq!(r.ch.eject_medium(1, false), Err(IdeError::NotCdrom(1)));
     assert_eq!(r.ch.eject_medium(2, false), Err(IdeError::NoSuchUnit(2)));
+}
+
+#[test]
+fn host_io_errors_become_ata_errors() {
+    let failing = |reads, writes, flush| {
+        rig_with(
+            DriveKind::Disk,
+            Arc::new(FailingImage {
+                len: 64 * 512,
+                fail_reads: reads,
+                fail_writes: writes,
+                fail_flush: flush,
+            }),
+        )
+    };
+    let r = failing(true, false, false);
+    r.cmd28(0, cmd::READ_SECTORS, 0, 2);
+    assert!(r.irq.level());
+    assert_eq!(r.status(), status::DRDY | status::ERR);
+    assert_eq!(
+        r.error(),
+        error::UNC,
+        "a read error is an uncorrectable sector"
+    );
+    assert_eq!(r.inw(CMD), 0, "no data phase");
+
+    let r = failing(false, true, false);
+    r.cmd28(0, cmd::WRITE_SECTORS, 0, 2);
+    r.outsw(&[0; 512]);
+    assert!(r.irq.level());
+    assert_eq!(r.status(), status::DRDY | status::ERR);
+    assert_eq!(r.error(), error::ABRT);
+    // The second block is never asked for.
+    r.outsw(&[0; 512]);
+    assert_eq!(r.alt_status(), status::DRDY | status::ERR);
+
+    let r = failing(false, false, true);
+    r.outb(CMD + 7, cmd::FLUSH_CACHE_EXT);
+    assert_eq!(r.status(), status::DRDY | status::ERR);
+    assert_eq!(r.error(), error::ABRT);
+    // With the write cache off every write is flushed, so it fails too.
+    r.outb(CMD + 1, feature::DISABLE_WRITE_CACHE);
+    r.outb(CMD + 7, cmd::SET_FEATURES);
+    assert_eq!(r.status(), status::DRDY | status::ERR);
 }

@@ -358,3 +358,18 @@ fn platform_reset_releases_the_lock_and_keeps_the_medium() {
     assert!(r.ch.has_medium(0));
     r.ch.eject_medium(0, false).unwrap();
 }
+
+#[test]
+fn host_read_errors_are_medium_errors() {
+    let r = rig_with(
+        DriveKind::Cdrom,
+        Arc::new(FailingImage {
+            len: 8 * 2048,
+            fail_reads: true,
+            fail_writes: true,
+            fail_flush: true,
+        }),
+    );
+    assert_eq!(ok(&r, &[0x25]), [0, 0, 0, 7, 0, 0, 8, 0]);
+    assert_eq!(fails(&r, &[0x28, 0, 0, 0, 0, 1, 0, 0, 1]), (3, 0x11, 0));
+}

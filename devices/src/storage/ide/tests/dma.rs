@@ -260,3 +260,28 @@ fn bus_master_registers_behave_like_the_piix() {
     assert_eq!(r.bm_status(), bm::ST_DRIVE0_DMA | bm::ST_DRIVE1_DMA);
     assert_eq!(r.inw(BM + 2), 0x60);
 }
+
+#[test]
+fn host_io_errors_end_dma_without_a_bus_error() {
+    let r = rig_with(
+        DriveKind::Disk,
+        Arc::new(FailingImage {
+            len: 64 * 512,
+            fail_reads: true,
+            fail_writes: true,
+            fail_flush: false,
+        }),
+    );
+    r.prd_table(TABLE, &[(0x10000, 1024, true)]);
+    for (op, to_memory, err) in [
+        (cmd::READ_DMA, true, error::UNC),
+        (cmd::WRITE_DMA, false, error::ABRT),
+    ] {
+        r.dma_cmd(op, 0, 2, to_memory);
+        assert!(r.irq.level());
+        let (bms, st) = r.dma_finish();
+        assert_eq!(bms & 7, bm::ST_INTERRUPT);
+        assert_eq!(st, status::DRDY | status::ERR);
+        assert_eq!(r.error(), err);
+    }
+}

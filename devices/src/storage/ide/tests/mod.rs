@@ -320,3 +320,76 @@ impl Rig {
         self.outb(CTL, if on { devctl::NIEN } else { 0 });
     }
 }
+
+/// A back-end whose host I/O fails, to drive the error paths a dying disk or a full host file system
+/// produce (a real image cannot be made to fail on demand).
+pub(super) struct FailingImage {
+    pub(super) len: u64,
+    pub(super) fail_reads: bool,
+    pub(super) fail_writes: bool,
+    pub(super) fail_flush: bool,
+}
+
+impl FailingImage {
+    fn err() -> crate::block::BlockError {
+        std::io::Error::from_raw_os_error(libc::EIO).into()
+    }
+}
+
+impl BlockBackend for FailingImage {
+    fn len_bytes(&self) -> u64 {
+        self.len
+    }
+    fn read_at(&self, _offset: u64, buf: &mut [u8]) -> Result<(), crate::block::BlockError> {
+        if self.fail_reads {
+            return Err(Self::err());
+        }
+        buf.fill(0x11);
+        Ok(())
+    }
+    fn write_at(&self, _offset: u64, _buf: &[u8]) -> Result<(), crate::block::BlockError> {
+        if self.fail_writes {
+            return Err(Self::err());
+        }
+        Ok(())
+    }
+    fn flush(&self) -> Result<(), crate::block::BlockError> {
+        if self.fail_flush {
+            return Err(Self::err());
+        }
+        Ok(())
+    }
+    fn is_read_only(&self) -> bool {
+        false
+    }
+}
+
+/// A channel with `backend` as a drive of `kind` at the master position.
+pub(super) fn rig_with(kind: DriveKind, backend: Arc<dyn BlockBackend>) -> Rig {
+    let mem = test_memory(MEM_SIZE);
+    let irq = RecordingIrq::new();
+    let ch = IdeChannel::new(
+        [
+            Some(DriveConfig {
+                kind,
+                backend: Some(backend),
+                identity: DriveIdentity::default_for(kind, 0),
+            }),
+            None,
+        ],
+        irq.clone(),
+        mem.clone(),
+    )
+    .unwrap();
+    let bus = Bus::new("pio");
+    bus.insert(CMD, 8, 4, ch.command_block()).unwrap();
+    bus.insert(CTL, 1, 1, ch.control_block()).unwrap();
+    bus.insert(BM, 8, 4, ch.bus_master()).unwrap();
+    Rig {
+        bus,
+        mem,
+        irq,
+        ch,
+        images: Vec::new(),
+    }
+}
