@@ -42,6 +42,12 @@ pub enum BlockError {
         /// "exclusive" for a writable image, "shared" for a read-only one.
         wanted: &'static str,
     },
+    /// The path is neither a regular file nor a block device.
+    #[error("{path} is neither a regular file nor a block device")]
+    NotAnImage {
+        /// The image path.
+        path: String,
+    },
     /// The image's size could not be determined.
     #[error("cannot find the size of {path}: {source}")]
     Size {

@@ -18,7 +18,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::Path;
 
 use super::{check_range, BlockBackend, BlockError, SECTOR_SIZE};
@@ -46,6 +46,16 @@ impl RawFile {
                 path: name.clone(),
                 source,
             })?;
+        let file_type = file
+            .metadata()
+            .map_err(|source| BlockError::Size {
+                path: name.clone(),
+                source,
+            })?
+            .file_type();
+        if !(file_type.is_file() || file_type.is_block_device()) {
+            return Err(BlockError::NotAnImage { path: name });
+        }
         let (op, wanted) = if read_only {
             (libc::LOCK_SH, "shared")
         } else {
@@ -275,8 +285,10 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn missing_files_are_open_errors() {
+    fn missing_files_and_directories_are_refused() {
         let err = RawFile::open(Path::new("/nonexistent/disk.img"), true).unwrap_err();
         assert!(matches!(err, BlockError::Open { .. }));
+        let err = RawFile::open(&std::env::temp_dir(), true).unwrap_err();
+        assert!(matches!(err, BlockError::NotAnImage { .. }));
     }
 }
