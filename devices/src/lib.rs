@@ -7,6 +7,7 @@
 //! ([`chardev::CharBackend`]). This crate has no KVM dependency, so every device can be driven from a unit
 //! test exactly as a guest driver drives it.
 
+pub mod block;
 pub mod bus;
 pub mod chardev;
 pub mod chipset;
@@ -18,6 +19,7 @@ pub mod legacy;
 pub mod memory;
 pub mod pci;
 pub mod ratelimit;
+pub mod storage;
 pub mod system;
 pub mod timer;
 pub mod uart;
