@@ -134,7 +134,12 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Create { console, config } => match load(&config) {
-            Ok(cfg) => verb_status(verbs::create(&config.config, &config.overrides, &cfg.name, console)),
+            Ok(cfg) => verb_status(verbs::create(
+                &config.config,
+                &config.overrides,
+                &cfg.name,
+                console,
+            )),
             Err(code) => code,
         },
         Command::List => verb_status(verbs::list()),

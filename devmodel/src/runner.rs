@@ -15,11 +15,11 @@ use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use crate::config::{Action, Config};
-use crate::toolstack::control::{Command, ControlError, ControlServer, Handler};
-use crate::toolstack::registry::{run_dir, DomainRecord, Registry, RegistryError};
 use crate::event_loop::{Flow, Outcome, SystemChannel, SystemSubscriber, Timers};
 use crate::kvm::{install_kick_handler, KvmError, KvmVm, VcpuControl};
 use crate::machine::{MachineError, MachineOptions, Platform, PlatformEnv};
+use crate::toolstack::control::{Command, ControlError, ControlServer, Handler};
+use crate::toolstack::registry::{run_dir, DomainRecord, Registry, RegistryError};
 
 /// Why a machine could not start or keep running.
 #[derive(Debug, thiserror::Error)]
@@ -241,7 +241,12 @@ pub fn run(config: &Config, options: &MachineOptions, io: RunIo) -> Result<Outco
         on_reboot: config.on_reboot,
         on_crash: config.on_crash,
     };
-    let (ctl, plat, kvm, st) = (control.clone(), platform.clone(), vm.clone(), status.clone());
+    let (ctl, plat, kvm, st) = (
+        control.clone(),
+        platform.clone(),
+        vm.clone(),
+        status.clone(),
+    );
     let handler = move |request: SystemRequest| actions.decide(request, &ctl, &plat, &kvm, &st);
     manager.add_subscriber(Box::new(SystemSubscriber::new(
         channel.clone(),
@@ -309,7 +314,11 @@ impl Actions {
             Action::Preserve => {
                 control.pause();
                 // xm's letters: s for a guest that shut down, c for one that crashed.
-                let letter = if matches!(request, SystemRequest::Crash(_)) { b'c' } else { b's' };
+                let letter = if matches!(request, SystemRequest::Crash(_)) {
+                    b'c'
+                } else {
+                    b's'
+                };
                 status.store(letter, Ordering::SeqCst);
                 log::info!("guest {event}; preserved (paused) as on_* = 'preserve' asks");
                 Flow::Continue
@@ -335,10 +344,15 @@ fn control_handler(
         )),
         Command::Shutdown => match &platform.pm {
             Some(pm) if pm.press_power_button() => Ok(String::new()),
-            Some(_) => Err("the guest does not listen to the ACPI power button yet (no ACPI OS running); \
+            Some(_) => Err(
+                "the guest does not listen to the ACPI power button yet (no ACPI OS running); \
                             use destroy to end it"
-                .into()),
-            None => Err("the guest has no ACPI (acpi=0): it cannot be asked to shut down; use destroy".into()),
+                    .into(),
+            ),
+            None => Err(
+                "the guest has no ACPI (acpi=0): it cannot be asked to shut down; use destroy"
+                    .into(),
+            ),
         },
         Command::Reboot => {
             channel.request(SystemRequest::Reset);

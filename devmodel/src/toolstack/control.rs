@@ -166,7 +166,9 @@ pub fn request(path: &Path, command: Command) -> Result<String, ControlError> {
     };
     let mut stream = UnixStream::connect(path).map_err(err)?;
     stream.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(err)?;
-    stream.write_all(format!("{}\n", command.word()).as_bytes()).map_err(err)?;
+    stream
+        .write_all(format!("{}\n", command.word()).as_bytes())
+        .map_err(err)?;
     let mut line = String::new();
     BufReader::new(stream.take(4096))
         .read_line(&mut line)

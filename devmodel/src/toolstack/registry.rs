@@ -52,7 +52,8 @@ const MAX_DOMAINS: u32 = 4096;
 
 /// The runtime directory in use: `$DEVMODEL_RUN_DIR`, or `/run/devmodel`.
 pub fn run_dir() -> PathBuf {
-    std::env::var_os("DEVMODEL_RUN_DIR").map_or_else(|| PathBuf::from("/run/devmodel"), PathBuf::from)
+    std::env::var_os("DEVMODEL_RUN_DIR")
+        .map_or_else(|| PathBuf::from("/run/devmodel"), PathBuf::from)
 }
 
 /// What the runtime directory records about one domain.
@@ -153,11 +154,17 @@ fn write_record(dir: &Path, record: &DomainRecord) -> Result<(), RegistryError> 
     fs::rename(&tmp, &path).map_err(io("cannot write", &path))
 }
 
-/// Whether process `pid` exists.
-fn alive(pid: i32) -> bool {
+/// Whether process `pid` exists and has not ended: a zombie (ended, not yet reaped by its parent) counts as
+/// gone, since its device model is no longer there.
+pub(crate) fn alive(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks for the process; it sends nothing.
     let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let exists = rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    exists
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        })
 }
 
 impl Registry {
@@ -201,7 +208,11 @@ impl Registry {
         let mut out = Vec::new();
         let entries = fs::read_dir(&self.dir).map_err(io("cannot read", &self.dir))?;
         for entry in entries.flatten() {
-            let Some(id) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
                 continue;
             };
             let record = fs::read_to_string(entry.path().join("domain"))
@@ -303,7 +314,10 @@ mod tests {
         let a = reg.register(&record("a")).unwrap();
         let b = reg.register(&record("b")).unwrap();
         assert_eq!((a.id, b.id), (1, 2));
-        assert!(matches!(reg.register(&record("a")), Err(RegistryError::NameTaken { .. })));
+        assert!(matches!(
+            reg.register(&record("a")),
+            Err(RegistryError::NameTaken { .. })
+        ));
         drop(a);
         let c = reg.register(&record("c")).unwrap();
         assert_eq!(c.id, 1, "a freed id is reused");

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::console;
 use super::control::{self, Command};
-use super::registry::{run_dir, DomainRecord, Registry, RegistryError};
+use super::registry::{alive, run_dir, DomainRecord, Registry, RegistryError};
 
 /// How long `create` waits for the new domain to register.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,13 +36,20 @@ fn registry() -> Result<Registry, VerbError> {
 
 /// The directory for per-domain log files: `$DEVMODEL_LOG_DIR`, or `/var/log/devmodel`.
 pub fn log_dir() -> std::path::PathBuf {
-    std::env::var_os("DEVMODEL_LOG_DIR")
-        .map_or_else(|| std::path::PathBuf::from("/var/log/devmodel"), std::path::PathBuf::from)
+    std::env::var_os("DEVMODEL_LOG_DIR").map_or_else(
+        || std::path::PathBuf::from("/var/log/devmodel"),
+        std::path::PathBuf::from,
+    )
 }
 
 /// `create [-c] CONFIG [key=value ...]`: starts `devmodel run` in the background, waits until the domain is
 /// registered and prints its name and id; with `attach`, then connects to its first serial port.
-pub fn create(config: &Path, overrides: &[String], name: &str, attach: bool) -> Result<u8, VerbError> {
+pub fn create(
+    config: &Path,
+    overrides: &[String],
+    name: &str,
+    attach: bool,
+) -> Result<u8, VerbError> {
     // Refuse a duplicate name here, before its log is touched; the new process checks again under the lock.
     if let Ok(existing) = registry()?.find(name) {
         return Err(RegistryError::NameTaken {
@@ -52,15 +59,22 @@ pub fn create(config: &Path, overrides: &[String], name: &str, attach: bool) -> 
         .into());
     }
     let logs = log_dir();
-    std::fs::create_dir_all(&logs)
-        .map_err(|e| VerbError::Other(format!("cannot create the log directory {}: {e}", logs.display())))?;
+    std::fs::create_dir_all(&logs).map_err(|e| {
+        VerbError::Other(format!(
+            "cannot create the log directory {}: {e}",
+            logs.display()
+        ))
+    })?;
     let log_path = logs.join(format!("{name}.log"));
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
-        .map_err(|e| VerbError::Other(format!("cannot open the log {}: {e}", log_path.display())))?;
-    let exe = std::env::current_exe().map_err(|e| VerbError::Other(format!("cannot find myself: {e}")))?;
+        .map_err(|e| {
+            VerbError::Other(format!("cannot open the log {}: {e}", log_path.display()))
+        })?;
+    let exe = std::env::current_exe()
+        .map_err(|e| VerbError::Other(format!("cannot find myself: {e}")))?;
     let err_log = log
         .try_clone()
         .map_err(|e| VerbError::Other(format!("log: {e}")))?;
@@ -121,7 +135,10 @@ fn state_column(letter: char) -> String {
 /// `list`: every running domain, like `xm list`.
 pub fn list() -> Result<u8, VerbError> {
     let reg = registry()?;
-    println!("{:<32} {:>5} {:>8} {:>5} {:>10} {:>9}", "Name", "ID", "Mem(MiB)", "VCPUs", "State", "Time(s)");
+    println!(
+        "{:<32} {:>5} {:>8} {:>5} {:>10} {:>9}",
+        "Name", "ID", "Mem(MiB)", "VCPUs", "State", "Time(s)"
+    );
     for rec in reg.domains()? {
         let (state, time) = match control::request(&reg.control_path(rec.id), Command::Info) {
             Ok(info) => parse_info(&info),
@@ -189,9 +206,4 @@ pub fn control_verb(domain: &str, command: Command, wait: bool) -> Result<u8, Ve
         }
     }
     Ok(0)
-}
-
-fn alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid, 0) == 0 }
 }
