@@ -21,3 +21,4 @@ pub mod ratelimit;
 pub mod system;
 pub mod timer;
 pub mod uart;
+pub mod vga;
