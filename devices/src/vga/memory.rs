@@ -29,9 +29,12 @@
 //!
 //! # Dirty tracking
 //!
-//! Every write through the window or the linear framebuffer marks its 4 KiB VRAM page dirty. The
-//! renderer re-reads only the scan lines that touch dirty pages. If VRAM is later mapped into the guest
-//! as RAM, the machine feeds KVM's dirty log in through [`Vram::mark_dirty`].
+//! Every write through the window or the linear framebuffer marks its VRAM block dirty. The renderer
+//! re-reads only the scan lines that touch dirty blocks. Blocks are [`DIRTY_BLOCK`] bytes rather than
+//! 4 KiB pages because VGA lines are short: a page holds twelve lines of mode 13h or 12h, so a single
+//! changed pixel would cost twelve lines; with 256-byte blocks it costs one or two, for a bitmap of 8 KiB
+//! per 16 MiB. If VRAM is later mapped into the guest as RAM, the machine feeds KVM's (page-granular)
+//! dirty log in through [`Vram::mark_dirty`].
 
 use super::regs::{
     GR_BIT_MASK, GR_COLOR_COMPARE, GR_COLOR_DONT_CARE, GR_DATA_ROTATE, GR_ENABLE_SET_RESET,
@@ -39,23 +42,23 @@ use super::regs::{
 };
 use super::Core;
 
-/// Size of a dirty-tracking page.
-pub const PAGE_SIZE: u64 = 4096;
-const PAGE_SHIFT: u32 = 12;
+/// Size of a dirty-tracking block.
+pub const DIRTY_BLOCK: u64 = 256;
+const BLOCK_SHIFT: u32 = 8;
 
-/// Video memory: a plain byte array plus a bitmap of pages written since the renderer last looked.
+/// Video memory: a plain byte array plus a bitmap of blocks written since the renderer last looked.
 pub struct Vram {
     bytes: Vec<u8>,
     dirty: Vec<u64>,
 }
 
 impl Vram {
-    /// `size` bytes of zeroed VRAM (a multiple of [`PAGE_SIZE`]).
+    /// `size` bytes of zeroed VRAM.
     pub fn new(size: usize) -> Vram {
-        let pages = size.div_ceil(PAGE_SIZE as usize);
+        let blocks = size.div_ceil(DIRTY_BLOCK as usize);
         Vram {
             bytes: vec![0; size],
-            dirty: vec![0; pages.div_ceil(64)],
+            dirty: vec![0; blocks.div_ceil(64)],
         }
     }
 
@@ -83,20 +86,20 @@ impl Vram {
             .unwrap_or(0xff)
     }
 
-    /// Writes the byte at `i` (dropped past the end) and marks its page dirty.
+    /// Writes the byte at `i` (dropped past the end) and marks its block dirty.
     pub fn set(&mut self, i: u64, value: u8) {
         if let Some(b) = usize::try_from(i).ok().and_then(|i| self.bytes.get_mut(i)) {
             *b = value;
-            self.mark_page(i >> PAGE_SHIFT);
+            self.mark_block(i >> BLOCK_SHIFT);
         }
     }
 
-    fn mark_page(&mut self, page: u64) {
-        if let Some(w) = usize::try_from(page / 64)
+    fn mark_block(&mut self, block: u64) {
+        if let Some(w) = usize::try_from(block / 64)
             .ok()
             .and_then(|i| self.dirty.get_mut(i))
         {
-            *w |= 1 << (page % 64);
+            *w |= 1 << (block % 64);
         }
     }
 
@@ -120,8 +123,8 @@ impl Vram {
             return;
         }
         let end = offset.saturating_add(len).min(self.len());
-        for page in (offset >> PAGE_SHIFT)..=((end - 1) >> PAGE_SHIFT) {
-            self.mark_page(page);
+        for block in (offset >> BLOCK_SHIFT)..=((end - 1) >> BLOCK_SHIFT) {
+            self.mark_block(block);
         }
     }
 
@@ -136,20 +139,20 @@ impl Vram {
             return false;
         }
         let end = offset.saturating_add(len - 1);
-        (offset >> PAGE_SHIFT..=end >> PAGE_SHIFT).any(|page| {
-            usize::try_from(page / 64)
+        (offset >> BLOCK_SHIFT..=end >> BLOCK_SHIFT).any(|block| {
+            usize::try_from(block / 64)
                 .ok()
                 .and_then(|i| self.dirty.get(i))
-                .is_some_and(|w| w & (1 << (page % 64)) != 0)
+                .is_some_and(|w| w & (1 << (block % 64)) != 0)
         })
     }
 
-    /// Whether any page is dirty.
+    /// Whether any block is dirty.
     pub fn any_dirty(&self) -> bool {
         self.dirty.iter().any(|&w| w != 0)
     }
 
-    /// Forgets which pages were written.
+    /// Forgets which blocks were written.
     pub fn clear_dirty(&mut self) {
         self.dirty.fill(0);
     }

@@ -21,7 +21,7 @@
 //! [`StdVga`] implements [`DisplaySource`]: each refresh renders what changed into a 0x00RRGGBB frame,
 //! resizing it on a mode change, and returns the changed rectangles. Text modes compare each character
 //! cell with what was last drawn (so a typed character is a one-cell rectangle); graphics modes re-read
-//! only the scan lines that touch VRAM pages written since the last refresh; a change of mode, palette
+//! only the scan lines that touch VRAM blocks written since the last refresh; a change of mode, palette
 //! or display registers redraws everything. See [`render`].
 //!
 //! # Design

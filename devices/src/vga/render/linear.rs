@@ -14,7 +14,7 @@ fn expand(v: u32, bits: u32) -> u32 {
     (v << (8 - bits)) | (v >> (2 * bits - 8))
 }
 
-/// Redraws the lines whose bytes are on dirty pages (all when `full`).
+/// Redraws the lines whose bytes are on dirty blocks (all when `full`).
 pub fn refresh(core: &mut Core, g: &Geometry, frame: &mut Frame, full: bool) -> Vec<Rect> {
     let bpp = g.bytes_per_pixel();
     let dac = if g.bpp == 8 {

@@ -34,7 +34,7 @@
 //! from the last one, or the DAC changed, or the frame was resized, everything is redrawn. Otherwise text
 //! modes redraw the cells whose character, attribute, blink or cursor state changed (returning one
 //! rectangle per row spanning its changed cells), and graphics modes redraw the scan lines that read a
-//! VRAM page written since the last refresh (one rectangle per run of lines). Graphics modes never
+//! VRAM block written since the last refresh (one rectangle per run of lines). Graphics modes never
 //! compare pixels, so the cost of an unchanged frame is a walk over the dirty bitmap.
 
 pub mod linear;

@@ -138,7 +138,7 @@ impl GfxGeom {
     }
 }
 
-/// Redraws the lines that read dirty pages (all when `full`).
+/// Redraws the lines that read dirty blocks (all when `full`).
 pub fn refresh(core: &mut Core, g: &GfxGeom, frame: &mut Frame, full: bool) -> Vec<Rect> {
     let colors16 = core.attribute_colors();
     let colors256 = if g.shift == Shift::Vga256 {
@@ -214,14 +214,14 @@ fn line_dirty(core: &Core, g: &GfxGeom, y: u32) -> bool {
         let first = g.offset(y, 0) * 4;
         return core.vram.range_dirty(first, u64::from(g.chars) * 4);
     }
-    let mut last_page = u64::MAX;
+    let mut last_block = u64::MAX;
     (0..g.chars).any(|c| {
         let i = g.offset(y, c) * 4;
-        let page = i / super::super::memory::PAGE_SIZE;
-        if page == last_page {
+        let block = i / super::super::memory::DIRTY_BLOCK;
+        if block == last_block {
             return false;
         }
-        last_page = page;
+        last_block = block;
         core.vram.range_dirty(i, 4)
     })
 }
