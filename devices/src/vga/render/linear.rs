@@ -62,7 +62,7 @@ pub fn refresh(core: &mut Core, g: &Geometry, frame: &mut Frame, full: bool) -> 
                 }
             }
             _ => {
-                for (p, c) in row.iter_mut().zip(src.chunks_exact(bpp as usize)) {
+                for (p, c) in row.iter_mut().zip(src.chunks_exact(bpp.max(1) as usize)) {
                     *p = (u32::from(c[2]) << 16) | (u32::from(c[1]) << 8) | u32::from(c[0]);
                 }
             }
