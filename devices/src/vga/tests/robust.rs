@@ -271,3 +271,22 @@ fn external_dirty_marks_reach_the_renderer() {
         }]
     );
 }
+
+#[test]
+fn works_as_a_display_hub_source() {
+    let r = Rig::new();
+    r.set_mode(&MODE13);
+    let hub = crate::display::DisplayHub::new(r.vga.clone(), "guest");
+    let consumer = hub.subscribe();
+    hub.refresh();
+    let (resized, rects) = consumer.take();
+    assert!(resized);
+    assert!(rects.contains(&Rect::full(320, 200)));
+    r.writeb(0xa0000 + 320 * 199 + 319, 42);
+    hub.refresh();
+    let (resized, rects) = consumer.take();
+    assert!(!resized);
+    assert_line_rect(&rects, 199, 320);
+    let (rr, g, b) = test_dac(42);
+    assert_eq!(hub.frame().pixels[320 * 199 + 319], rgb6(rr, g, b));
+}
