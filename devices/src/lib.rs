@@ -23,3 +23,4 @@ pub mod storage;
 pub mod system;
 pub mod timer;
 pub mod uart;
+pub mod vga;
