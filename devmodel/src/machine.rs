@@ -25,6 +25,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use devices::block::{BlockBackend, RawFile};
 use devices::bus::{Bus, BusError};
 use devices::chardev::CharBackend;
 use devices::chipset::piix4_pm::Piix4PmHandle;
@@ -37,13 +38,16 @@ use devices::legacy::i8042::I8042;
 use devices::legacy::port92::Port92;
 use devices::legacy::rtc::RtcDevice;
 use devices::memory::{Bytes, GuestAddress, GuestMemory};
+use devices::pci::PciAddress;
+use devices::storage::ide::{DriveConfig, DriveIdentity, DriveKind, IdeChannel};
+use devices::storage::piix_ide::PiixIde;
 use devices::system::SystemEvents;
 use devices::timer::{Timed, TimerKick};
 use devices::uart::{Serial, COM_PORTS, UART_MAX_WIDTH, UART_PORTS};
 use firmware::hvmloader::{FirmwareConfig, HvmloaderError};
 use firmware::seabios::{BiosImage, FirmwareFileError};
 
-use crate::config::Config;
+use crate::config::{Config, Disk, ImageFormat, Media};
 
 /// Why the machine could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +61,20 @@ pub enum MachineError {
     /// Guest RAM could not be mapped.
     #[error("cannot map {mib} MiB of guest RAM: {reason}")]
     Memory { mib: u64, reason: String },
+    /// A disk image could not be opened.
+    #[error("disk {slot} ({path}): {source}")]
+    Disk {
+        slot: &'static str,
+        path: PathBuf,
+        #[source]
+        source: devices::block::BlockError,
+    },
+    /// The IDE channels refused their drives.
+    #[error("IDE: {0}")]
+    Ide(#[from] devices::storage::ide::IdeError),
+    /// A PCI function could not be added: a wiring bug.
+    #[error("PCI: {0}")]
+    Pci(#[from] devices::pci::PciError),
     /// Two devices claim the same addresses: a wiring bug.
     #[error("wiring error: {0}")]
     Bus(#[from] BusError),
@@ -128,6 +146,8 @@ pub struct Platform {
     pub rtc: Arc<RtcDevice>,
     /// The ACPI power-management function (`acpi=1`): the power button for a clean shutdown request.
     pub pm: Option<Piix4PmHandle>,
+    /// The IDE channels (primary: hda/hdb, secondary: hdc/hdd), for medium changes.
+    pub ide: [Arc<IdeChannel>; 2],
     resets: Vec<ResetFn>,
 }
 
@@ -139,9 +159,19 @@ impl Platform {
         env: PlatformEnv,
     ) -> Result<Platform, MachineError> {
         let bios = BiosImage::load(options.bios.as_deref())?;
+        let drives = open_drives(config)?;
         let mut fw_config =
             FirmwareConfig::new(config.memory_mib, config.vcpus, config.boot_order.clone());
         fw_config.nographic = config.display.nographic;
+        for (slot, drive) in fw_config.ide.iter_mut().zip(&drives) {
+            *slot = match drive {
+                None => firmware::boot::IdeSlot::Empty,
+                Some(d) if d.kind == DriveKind::Cdrom => firmware::boot::IdeSlot::Cdrom,
+                Some(d) => firmware::boot::IdeSlot::Disk {
+                    sectors: d.backend.as_ref().map_or(0, |b| b.sectors()),
+                },
+            };
+        }
         if let Some(ms) = options.boot_fail_wait_ms {
             fw_config.boot_fail_wait_ms = ms;
         }
@@ -183,6 +213,21 @@ impl Platform {
             let host = chipset.host.clone();
             resets.push(Box::new(move || host.reset()));
         }
+
+        // PIIX3 IDE at 00:01.1: legacy channels at their fixed ports, bus master in BAR4. The channels are reset
+        // with the PCI function.
+        let [hda, hdb, hdc, hdd] = drives;
+        let primary = IdeChannel::new([hda, hdb], irqs.line(14), mem.clone())?;
+        let secondary = IdeChannel::new([hdc, hdd], irqs.line(15), mem.clone())?;
+        for (channel, command, control) in [(&primary, 0x1f0, 0x3f6), (&secondary, 0x170, 0x376)] {
+            pio.insert(command, 8, 4, channel.command_block())?;
+            pio.insert(control, 1, 1, channel.control_block())?;
+        }
+        let ide_function = PiixIde::new(primary.clone(), secondary.clone())?;
+        chipset.root.add(
+            PciAddress::new(0, devices::chipset::PIIX_SLOT, 1)?,
+            Arc::new(std::sync::Mutex::new(ide_function)),
+        )?;
 
         // RTC/CMOS with the firmware's platform bytes.
         let rtc = Arc::new(RtcDevice::new(
@@ -245,6 +290,7 @@ impl Platform {
             irqs,
             rtc,
             pm: chipset.pm,
+            ide: [primary, secondary],
             resets,
         };
         platform.copy_bios_low();
@@ -285,4 +331,65 @@ pub fn guest_memory(memory_mib: u64) -> Result<GuestMemory, MachineError> {
         mib: memory_mib,
         reason: e.to_string(),
     })
+}
+
+/// Opens every configured drive, in slot order hda..hdd. Read-only (`r`) images and CD-ROMs are opened read-only,
+/// so they are never written; writable images are locked so that two domains cannot both write one.
+fn open_drives(config: &Config) -> Result<[Option<DriveConfig>; 4], MachineError> {
+    let mut drives: [Option<DriveConfig>; 4] = Default::default();
+    for disk in &config.disks {
+        let index = disk.slot as usize;
+        let kind = match disk.media {
+            Media::Disk => DriveKind::Disk,
+            Media::Cdrom => DriveKind::Cdrom,
+        };
+        let backend = match &disk.path {
+            Some(path) => Some(open_image(disk, path, kind)?),
+            None => None,
+        };
+        if let Some(slot) = drives.get_mut(index) {
+            *slot = Some(DriveConfig {
+                kind,
+                backend,
+                identity: DriveIdentity::default_for(kind, index),
+            });
+        }
+    }
+    Ok(drives)
+}
+
+/// The first bytes of a qcow or qcow2 image.
+const QCOW_MAGIC: &[u8; 4] = b"QFI\xfb";
+
+fn open_image(
+    disk: &Disk,
+    path: &std::path::Path,
+    kind: DriveKind,
+) -> Result<Arc<dyn BlockBackend>, MachineError> {
+    let slot = disk.slot.name();
+    if disk.format != ImageFormat::Raw {
+        return Err(MachineError::Unsupported(format!(
+            "disk {slot} ({}): {:?} images are not available in this build; convert it with \
+             `qemu-img convert -O raw` or use a raw image",
+            path.display(),
+            disk.format
+        )));
+    }
+    let read_only = kind == DriveKind::Cdrom || !disk.mode.writable();
+    let image = RawFile::open(path, read_only).map_err(|source| MachineError::Disk {
+        slot,
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // A qcow image named as raw (`file:`) would show the guest its metadata as disk contents, and guest writes
+    // would destroy it: refuse, as the format is detected from the header.
+    let mut head = [0u8; 4];
+    if image.len_bytes() >= 4 && image.read_at(0, &mut head).is_ok() && &head == QCOW_MAGIC {
+        return Err(MachineError::Unsupported(format!(
+            "disk {slot} ({}) is a qcow image; qcow/qcow2 are not available in this build (use `tap:qcow2:` once \
+             they are, or convert with `qemu-img convert -O raw`)",
+            path.display()
+        )));
+    }
+    Ok(Arc::new(image))
 }

@@ -4,3 +4,4 @@
 //! their two positions, and the bus-master DMA engine. The drives' data lives in [`crate::block`] back-ends.
 
 pub mod ide;
+pub mod piix_ide;

@@ -89,9 +89,9 @@ pub struct Built {
 
 /// This build. Flip a field when its device or feature lands.
 pub const BUILT: Built = Built {
-    ide_disk: false,
-    ide_cdrom: false,
-    image_formats: &[],
+    ide_disk: true,
+    ide_cdrom: true,
+    image_formats: &[ImageFormat::Raw],
     nic_models: &[],
     std_vga: false,
     vnc: false,
