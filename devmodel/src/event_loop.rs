@@ -118,6 +118,7 @@ const MAX_PENDING: usize = 16;
 pub struct SystemChannel {
     queue: Mutex<VecDeque<SystemRequest>>,
     wake: EventFd,
+    stop_hook: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl SystemChannel {
@@ -126,7 +127,13 @@ impl SystemChannel {
         Ok(Arc::new(SystemChannel {
             queue: Mutex::new(VecDeque::new()),
             wake: EventFd::new(EFD_NONBLOCK)?,
+            stop_hook: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Sets what stops the guest's CPUs at once when a request arrives (the vCPU control's `request_stop`).
+    pub fn set_stop_hook(&self, hook: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.stop_hook.set(hook);
     }
 
     fn take(&self) -> Vec<SystemRequest> {
@@ -148,6 +155,11 @@ impl SystemEvents for SystemChannel {
                 return;
             }
             queue.push_back(request);
+        }
+        // Every request (reset, power-off, crash) ends what the guest is doing: stop its CPUs before the loop
+        // gets to the request, so that no instruction after the resetting write runs.
+        if let Some(stop) = self.stop_hook.get() {
+            stop();
         }
         let _ = self.wake.write(1);
     }

@@ -108,6 +108,15 @@ enum Command {
         /// Domain name or id.
         domain: String,
     },
+    /// Change the medium in a CD-ROM drive (like `xm block-configure`); an empty PATH ejects.
+    BlockConfigure {
+        /// Domain name or id.
+        domain: String,
+        /// The drive: hda..hdd (`hdc:cdrom` also accepted).
+        device: String,
+        /// The new image (`file:` prefix accepted), or "" to eject.
+        path: String,
+    },
 }
 
 /// Exit status for a verb's result.
@@ -159,6 +168,11 @@ fn main() -> ExitCode {
         Command::Unpause { domain } => {
             verb_status(verbs::control_verb(&domain, ControlCommand::Unpause, false))
         }
+        Command::BlockConfigure {
+            domain,
+            device,
+            path,
+        } => verb_status(verbs::block_configure(&domain, &device, &path)),
         Command::Check { config } => match load(&config) {
             Ok(cfg) => {
                 print!("{}", cfg.describe());

@@ -191,6 +191,21 @@ impl VcpuControl {
         true
     }
 
+    /// Asks every vCPU to stop at its next checkpoint, without waiting (safe to call from a vCPU thread).
+    /// Used when a device requests a reset or power-off: real hardware executes no further instruction after
+    /// the write that resets it, so neither may a vCPU here while the machine acts on the request.
+    pub fn request_stop(&self) {
+        let threads = {
+            let mut inner = self.lock();
+            if inner.state != RunState::Running {
+                return;
+            }
+            inner.state = RunState::Paused;
+            inner.threads.clone()
+        };
+        self.kick_all(&threads);
+    }
+
     /// Starts paused vCPUs again; with `reset`, each restores its power-on state first.
     pub fn resume(&self, reset: bool) {
         let mut inner = self.lock();

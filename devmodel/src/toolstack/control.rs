@@ -20,7 +20,7 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_LINE: u64 = 256;
 
 /// A command a toolstack verb sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// State and CPU time, for `list`.
     Info,
@@ -34,32 +34,47 @@ pub enum Command {
     Pause,
     /// Run the vCPUs again.
     Unpause,
+    /// Change the medium of a CD-ROM drive (`path` empty: eject).
+    BlockConfigure {
+        /// The drive: hda..hdd.
+        device: String,
+        /// The new image, or empty to eject.
+        path: String,
+    },
 }
 
 impl Command {
-    /// The word on the wire.
-    pub fn word(self) -> &'static str {
+    /// The line on the wire (without the newline).
+    pub fn line(&self) -> String {
         match self {
-            Command::Info => "info",
-            Command::Shutdown => "shutdown",
-            Command::Reboot => "reboot",
-            Command::Destroy => "destroy",
-            Command::Pause => "pause",
-            Command::Unpause => "unpause",
+            Command::Info => "info".into(),
+            Command::Shutdown => "shutdown".into(),
+            Command::Reboot => "reboot".into(),
+            Command::Destroy => "destroy".into(),
+            Command::Pause => "pause".into(),
+            Command::Unpause => "unpause".into(),
+            Command::BlockConfigure { device, path } => format!("block-configure {device} {path}"),
         }
     }
 
-    fn parse(word: &str) -> Option<Command> {
-        [
-            Command::Info,
-            Command::Shutdown,
-            Command::Reboot,
-            Command::Destroy,
-            Command::Pause,
-            Command::Unpause,
-        ]
-        .into_iter()
-        .find(|c| c.word() == word)
+    fn parse(line: &str) -> Option<Command> {
+        let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+        Some(match word {
+            "info" => Command::Info,
+            "shutdown" => Command::Shutdown,
+            "reboot" => Command::Reboot,
+            "destroy" => Command::Destroy,
+            "pause" => Command::Pause,
+            "unpause" => Command::Unpause,
+            "block-configure" => {
+                let (device, path) = rest.split_once(' ').unwrap_or((rest, ""));
+                Command::BlockConfigure {
+                    device: device.to_string(),
+                    path: path.to_string(),
+                }
+            }
+            _ => return None,
+        })
     }
 }
 
@@ -134,7 +149,7 @@ fn serve(stream: UnixStream, handler: &Handler) {
     {
         return;
     }
-    let reply = match Command::parse(line.trim()) {
+    let reply = match Command::parse(line.trim_end_matches(['\r', '\n'])) {
         Some(cmd) => match handler(cmd) {
             Ok(details) if details.is_empty() => "ok\n".to_string(),
             Ok(details) => format!("ok {details}\n"),
@@ -159,15 +174,21 @@ impl Drop for ControlServer {
 }
 
 /// Sends `command` to the domain listening on `path`; returns the details of an `ok`.
-pub fn request(path: &Path, command: Command) -> Result<String, ControlError> {
+pub fn request(path: &Path, command: &Command) -> Result<String, ControlError> {
     let err = |source| ControlError::Io {
         path: path.to_path_buf(),
         source,
     };
     let mut stream = UnixStream::connect(path).map_err(err)?;
     stream.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(err)?;
+    let line = command.line();
+    if line.contains('\n') {
+        return Err(ControlError::Refused(
+            "a path may not contain a newline".into(),
+        ));
+    }
     stream
-        .write_all(format!("{}\n", command.word()).as_bytes())
+        .write_all(format!("{line}\n").as_bytes())
         .map_err(err)?;
     let mut line = String::new();
     BufReader::new(stream.take(4096))
@@ -200,10 +221,10 @@ mod tests {
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        assert_eq!(request(&path, Command::Info).unwrap(), "state=r time=1.5");
-        assert_eq!(request(&path, Command::Pause).unwrap(), "");
+        assert_eq!(request(&path, &Command::Info).unwrap(), "state=r time=1.5");
+        assert_eq!(request(&path, &Command::Pause).unwrap(), "");
         assert!(matches!(
-            request(&path, Command::Shutdown),
+            request(&path, &Command::Shutdown),
             Err(ControlError::Refused(why)) if why == "the guest does not listen"
         ));
         // A client sending garbage or a huge line gets an error and the server keeps serving.
@@ -212,7 +233,12 @@ mod tests {
         let mut answer = String::new();
         let _ = BufReader::new(raw).read_line(&mut answer);
         assert!(answer.starts_with("error"), "{answer:?}");
-        assert_eq!(request(&path, Command::Unpause).unwrap(), "");
+        assert_eq!(request(&path, &Command::Unpause).unwrap(), "");
+        let change = Command::BlockConfigure {
+            device: "hdc".into(),
+            path: "/images/with space.iso".into(),
+        };
+        assert_eq!(Command::parse(&change.line()), Some(change));
         drop(server);
         assert!(!path.exists());
     }

@@ -140,7 +140,7 @@ pub fn list() -> Result<u8, VerbError> {
         "Name", "ID", "Mem(MiB)", "VCPUs", "State", "Time(s)"
     );
     for rec in reg.domains()? {
-        let (state, time) = match control::request(&reg.control_path(rec.id), Command::Info) {
+        let (state, time) = match control::request(&reg.control_path(rec.id), &Command::Info) {
             Ok(info) => parse_info(&info),
             Err(_) => ('-', String::from("-")),
         };
@@ -187,7 +187,7 @@ pub fn console(domain: &str, port: usize) -> Result<u8, VerbError> {
 pub fn control_verb(domain: &str, command: Command, wait: bool) -> Result<u8, VerbError> {
     let reg = registry()?;
     let rec = reg.find(domain)?;
-    control::request(&reg.control_path(rec.id), command)?;
+    control::request(&reg.control_path(rec.id), &command)?;
     if command == Command::Destroy {
         let deadline = Instant::now() + DESTROY_TIMEOUT;
         while alive(rec.pid) {
@@ -206,4 +206,32 @@ pub fn control_verb(domain: &str, command: Command, wait: bool) -> Result<u8, Ve
         }
     }
     Ok(0)
+}
+
+/// `block-configure NAME DEV PATH`: puts the image at `path` into CD-ROM drive `dev` (hdc or `hdc:cdrom`;
+/// `file:`/`phy:` prefixes accepted as in `disk=`), or ejects the medium when `path` is empty.
+pub fn block_configure(domain: &str, device: &str, path: &str) -> Result<u8, VerbError> {
+    let device = device
+        .trim_end_matches(":cdrom")
+        .trim_start_matches("ioemu:");
+    let path = ["file:", "phy:", "tap:aio:"]
+        .iter()
+        .find_map(|p| path.strip_prefix(p))
+        .unwrap_or(path);
+    let absolute = if path.is_empty() {
+        String::new()
+    } else {
+        std::fs::canonicalize(path)
+            .map_err(|e| VerbError::Other(format!("{path}: {e}")))?
+            .to_string_lossy()
+            .into_owned()
+    };
+    control_verb(
+        domain,
+        Command::BlockConfigure {
+            device: device.to_string(),
+            path: absolute,
+        },
+        false,
+    )
 }
