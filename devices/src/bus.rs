@@ -18,6 +18,22 @@ pub trait BusDevice: Send + Sync {
     fn read(&self, offset: u64, data: &mut [u8]);
     /// Handles a write of `data` (1, 2, 4 or 8 bytes, little-endian) at `offset`.
     fn write(&self, offset: u64, data: &[u8]);
+
+    /// String input (`rep insb/insw/insd`): `data.len() / width` reads of `width` bytes at `offset`, in order.
+    /// The default reads one element at a time; a device with a data port overrides it to move a whole string
+    /// under one lock.
+    fn read_repeated(&self, offset: u64, width: usize, data: &mut [u8]) {
+        for chunk in data.chunks_exact_mut(width.max(1)) {
+            self.read(offset, chunk);
+        }
+    }
+
+    /// String output (`rep outsb/outsw/outsd`), the counterpart of [`BusDevice::read_repeated`].
+    fn write_repeated(&self, offset: u64, width: usize, data: &[u8]) {
+        for chunk in data.chunks_exact(width.max(1)) {
+            self.write(offset, chunk);
+        }
+    }
 }
 
 /// Why a range could not be inserted.
@@ -183,6 +199,35 @@ impl Bus {
         }
     }
 
+    /// String input: `data.len() / width` reads of `width` bytes at `addr`, routed once (one KVM exit for a
+    /// `rep ins` instruction). Unclaimed and refused strings read all ones; a trailing partial element is left
+    /// untouched.
+    pub fn read_repeated(&self, addr: u64, width: usize, data: &mut [u8]) -> Access {
+        match self.route(addr, width) {
+            Ok((offset, device)) => {
+                let whole = data.len() - data.len() % width;
+                device.read_repeated(offset, width, &mut data[..whole]);
+                Access::Handled
+            }
+            Err(access) => {
+                data.fill(0xff);
+                access
+            }
+        }
+    }
+
+    /// String output: `data.len() / width` writes of `width` bytes at `addr`, routed once.
+    pub fn write_repeated(&self, addr: u64, width: usize, data: &[u8]) -> Access {
+        match self.route(addr, width) {
+            Ok((offset, device)) => {
+                let whole = data.len() - data.len() % width;
+                device.write_repeated(offset, width, &data[..whole]);
+                Access::Handled
+            }
+            Err(access) => access,
+        }
+    }
+
     /// Counters of unclaimed and refused accesses.
     pub fn stats(&self) -> &BusStats {
         &self.stats
@@ -254,6 +299,27 @@ mod tests {
         assert_eq!(bus.write(0xcfe, &[1, 2]), Access::Handled);
         assert_eq!(bus.stats().refused.load(Ordering::Relaxed), 3);
         assert_eq!(dev.0.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn string_io_is_routed_once_and_split_into_elements() {
+        let bus = Bus::new("pio");
+        let dev = Arc::new(Scratch::default());
+        bus.insert(0x1f0, 8, 4, dev.clone()).unwrap();
+        assert_eq!(
+            bus.write_repeated(0x1f0, 2, &[1, 2, 3, 4, 5]),
+            Access::Handled
+        );
+        assert_eq!(
+            dev.0.lock().unwrap().as_slice(),
+            &[(0, vec![1, 2]), (0, vec![3, 4])],
+            "two whole words; the odd byte is not an element"
+        );
+        let mut data = [0u8; 4];
+        assert_eq!(bus.read_repeated(0x1f1, 2, &mut data), Access::Handled);
+        assert_eq!(data, [0x89, 0x77, 0x89, 0x77]);
+        assert_eq!(bus.read_repeated(0x1f7, 2, &mut data), Access::Refused);
+        assert_eq!(data, [0xff; 4]);
     }
 
     #[test]

@@ -518,6 +518,17 @@ impl BusDevice for FwCfgDevice {
     fn write(&self, offset: u64, data: &[u8]) {
         self.lock().port_write(offset, data);
     }
+
+    /// SeaBIOS reads items with `rep insb` on the data port: one copy under one lock.
+    fn read_repeated(&self, offset: u64, width: usize, data: &mut [u8]) {
+        if offset == DATA_OFFSET && width == 1 {
+            self.read_data_into(data);
+        } else {
+            for chunk in data.chunks_exact_mut(width.max(1)) {
+                self.read(offset, chunk);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -538,6 +549,15 @@ mod tests {
         bus.insert(PORT_BASE, PORT_LEN, MAX_ACCESS_WIDTH, device.clone())
             .unwrap();
         (bus, device, mem)
+    }
+
+    #[test]
+    fn rep_insb_on_the_data_port_reads_like_single_reads() {
+        let (bus, _, _) = machine(|f| f.add_file("etc/x", b"abcdef".to_vec()).unwrap());
+        select(&bus, 0x0020);
+        let mut string = [0u8; 8];
+        assert_eq!(bus.read_repeated(0x511, 1, &mut string), Access::Handled);
+        assert_eq!(&string, b"abcdef\0\0");
     }
 
     fn select(bus: &Bus, key: u16) {

@@ -167,6 +167,20 @@ impl TestMachine {
     pub fn outl(&self, port: u16, value: u32) {
         self.pio_write(port, 4, value.into())
     }
+    /// `rep insw`/`insd`-style string input: `data.len() / width` reads of the port in one go.
+    pub fn ins(&self, port: u16, width: usize, data: &mut [u8]) {
+        self.platform
+            .pio
+            .read_repeated(u64::from(port), width, data);
+    }
+
+    /// `rep outsw`/`outsd`-style string output.
+    pub fn outs(&self, port: u16, width: usize, data: &[u8]) {
+        self.platform
+            .pio
+            .write_repeated(u64::from(port), width, data);
+    }
+
     /// A `width`-byte MMIO read.
     pub fn mmio_read(&self, addr: u64, width: usize) -> u64 {
         let mut data = [0u8; 8];

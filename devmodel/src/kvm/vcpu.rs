@@ -204,13 +204,18 @@ fn dispatch_io(run: &mut kvm_run, pio: &Bus) {
     // mmap'd run area (checked to be at most one page past the struct, which the mapping covers).
     let data = unsafe { std::slice::from_raw_parts_mut(base.add(io.data_offset as usize), total) };
     let port = u64::from(io.port);
-    if u32::from(io.direction) == KVM_EXIT_IO_IN {
-        for chunk in data.chunks_exact_mut(size) {
-            pio.read(port, chunk);
+    match (u32::from(io.direction) == KVM_EXIT_IO_IN, count) {
+        (true, 1) => {
+            pio.read(port, data);
         }
-    } else {
-        for chunk in data.chunks_exact(size) {
-            pio.write(port, chunk);
+        (false, 1) => {
+            pio.write(port, data);
+        }
+        (true, _) => {
+            pio.read_repeated(port, size, data);
+        }
+        (false, _) => {
+            pio.write_repeated(port, size, data);
         }
     }
 }

@@ -265,6 +265,41 @@ impl BusDevice for IdeCommandBlock {
         }
         self.0.sync_irq();
     }
+
+    /// `rep insw`/`insd` on the data port under one lock: each element is still one data-port read, so block
+    /// boundaries and status changes happen exactly as with single reads.
+    fn read_repeated(&self, offset: u64, width: usize, data: &mut [u8]) {
+        if offset != regs::port::DATA {
+            for chunk in data.chunks_exact_mut(width.max(1)) {
+                self.read(offset, chunk);
+            }
+            return;
+        }
+        {
+            let mut core = self.0.lock();
+            for chunk in data.chunks_exact_mut(width.max(1)) {
+                core.read_data(chunk);
+            }
+        }
+        self.0.sync_irq();
+    }
+
+    /// `rep outsw`/`outsd` on the data port under one lock.
+    fn write_repeated(&self, offset: u64, width: usize, data: &[u8]) {
+        if offset != regs::port::DATA {
+            for chunk in data.chunks_exact(width.max(1)) {
+                self.write(offset, chunk);
+            }
+            return;
+        }
+        {
+            let mut core = self.0.lock();
+            for chunk in data.chunks_exact(width.max(1)) {
+                core.write_data(chunk);
+            }
+        }
+        self.0.sync_irq();
+    }
 }
 
 /// The control block port of an [`IdeChannel`] (0x3F6 or 0x376).
