@@ -106,8 +106,12 @@ pub fn create(
             return Ok(status.code().map_or(1, |c| c.clamp(1, 255) as u8));
         }
         let pid = child.id() as i32;
-        if let Some(rec) = registry()?.domains()?.into_iter().find(|r| r.pid == pid) {
-            break rec;
+        let reg = registry()?;
+        if let Some(rec) = reg.domains()?.into_iter().find(|r| r.pid == pid) {
+            // Registered is not yet started: the domain is up once its control socket answers.
+            if control::request(&reg.control_path(rec.id), &Command::Info).is_ok() {
+                break rec;
+            }
         }
         if Instant::now() > deadline {
             return Err(VerbError::Other(format!(
