@@ -70,6 +70,7 @@ impl Features {
 
 struct Writer<'a> {
     inner: &'a Inner,
+    control: &'a Control,
     out: TcpStream,
     pw: PixelWriter,
     features: Features,
@@ -97,6 +98,7 @@ pub(crate) fn write_loop(
     let size = control.lock().size;
     let mut w = Writer {
         inner,
+        control,
         out,
         pw: PixelWriter::new(PixelFormat::NATIVE),
         features: Features::default(),
@@ -161,9 +163,6 @@ pub(crate) fn write_loop(
             if p.request_gen == gen {
                 p.request = None;
             }
-            if w.relative_announced {
-                p.relative_announced = true;
-            }
             p.size = w.size;
         } else {
             consumer.wait(PENDING_POLL);
@@ -226,6 +225,8 @@ impl Writer<'_> {
                 encoding::QEMU_POINTER_MOTION_CHANGE,
             );
             self.relative_announced = !absolute;
+            // Before the bytes leave: the client may answer with relative motion as soon as it reads them.
+            self.control.lock().relative_announced = !absolute;
             n += 1;
         }
         (n, out)
