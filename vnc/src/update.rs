@@ -331,7 +331,7 @@ impl Writer<'_> {
             let x1 = ((r.x + r.w) as usize).min(row.len());
             self.native.extend_from_slice(&row[x0..x1]);
             let missing = r.w as usize - (x1 - x0);
-            self.native.extend(std::iter::repeat_n(0, missing));
+            self.native.resize(self.native.len() + missing, 0);
         }
     }
 

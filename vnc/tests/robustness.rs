@@ -70,7 +70,7 @@ fn allowed_cut_text_is_read_and_dropped() {
     let len = 300_000u32;
     let mut m = vec![6, 0, 0, 0];
     m.extend_from_slice(&len.to_be_bytes());
-    m.extend(std::iter::repeat_n(b'x', len as usize));
+    m.resize(m.len() + len as usize, b'x');
     c.s.write_all(&m).unwrap();
     c.request_all(false);
     assert_eq!(covered(&c.read_update().unwrap()), 96 * 64);
@@ -156,15 +156,18 @@ fn a_client_that_stops_reading_is_dropped_without_blocking_others() {
     slow.set_encodings(&[0]);
     let other = Client::simple(st.server.local_addr());
     drop(other);
-    // Ask for many full raw screens (3 MiB each) and never read.
-    for _ in 0..40 {
-        slow.request_all(false);
-    }
-    // The guest side keeps refreshing meanwhile, unblocked.
+    // The guest keeps changing the whole screen and the client keeps asking for raw updates (3 MiB each) but
+    // never reads: the socket buffers fill, the server's write stalls and the client is dropped. The guest side
+    // keeps refreshing meanwhile, never blocked by it.
+    let full = devices::display::Rect::full(1024, 768);
     let deadline = Instant::now() + WAIT;
+    let mut colour = 0u32;
     while st.server.client_count() > 0 {
         assert!(Instant::now() < deadline, "stalled client not dropped");
+        colour = colour.wrapping_add(0x0001_0203) & 0x00FF_FFFF;
+        st.source.fill(full, colour);
         st.hub.refresh();
+        let _ = slow.s.write_all(&[3, 1, 0, 0, 0, 0, 4, 0, 3, 0]);
         std::thread::sleep(Duration::from_millis(20));
     }
     still_serves(&st);

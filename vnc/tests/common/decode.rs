@@ -307,7 +307,7 @@ impl Decoder {
                         while tile.len() < tw * th {
                             let c = cpixel(&f, &take(&mut p, cp)?);
                             let n = run_len(&mut p)?;
-                            tile.extend(std::iter::repeat_n(c, n));
+                            tile.resize(tile.len() + n, c);
                         }
                     }
                     130..=255 => {
@@ -317,7 +317,7 @@ impl Decoder {
                                 .get((i & 127) as usize)
                                 .ok_or_else(|| bad("zrle: index"))?;
                             let n = if i & 128 != 0 { run_len(&mut p)? } else { 1 };
-                            tile.extend(std::iter::repeat_n(c, n));
+                            tile.resize(tile.len() + n, c);
                         }
                     }
                     _ => return Err(bad(&format!("zrle: subencoding {sub}"))),
