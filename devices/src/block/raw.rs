@@ -37,63 +37,74 @@ pub struct RawFile {
 impl RawFile {
     /// Opens `path` read-write (`read_only = false`, exclusive lock) or read-only (`O_RDONLY`, shared lock).
     pub fn open(path: &Path, read_only: bool) -> Result<Self, BlockError> {
-        let name = path.display().to_string();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(!read_only)
-            .open(path)
-            .map_err(|source| BlockError::Open {
-                path: name.clone(),
-                source,
-            })?;
-        let file_type = file
-            .metadata()
-            .map_err(|source| BlockError::Size {
-                path: name.clone(),
-                source,
-            })?
-            .file_type();
-        if !(file_type.is_file() || file_type.is_block_device()) {
-            return Err(BlockError::NotAnImage { path: name });
-        }
-        let (op, wanted) = if read_only {
-            (libc::LOCK_SH, "shared")
-        } else {
-            (libc::LOCK_EX, "exclusive")
-        };
-        // SAFETY: flock only reads the descriptor number, which `file` keeps open for the duration of the call.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            return Err(if err.kind() == std::io::ErrorKind::WouldBlock {
-                BlockError::Locked { path: name, wanted }
-            } else {
-                BlockError::Open {
-                    path: name,
-                    source: err,
-                }
-            });
-        }
-        // Seeking to the end gives the size of block devices too, whose metadata length is 0.
-        let file_len = file
-            .seek(SeekFrom::End(0))
-            .map_err(|source| BlockError::Size {
-                path: name.clone(),
-                source,
-            })?;
+        let (file, file_len) = open_locked(path, read_only)?;
+        Ok(Self::from_locked(file, file_len, read_only))
+    }
+
+    /// Wraps a file already opened and locked by [`open_locked`] (so that [`super::open_image`] can look at
+    /// the header of the very file it then serves, without opening or locking it twice).
+    pub(crate) fn from_locked(file: File, file_len: u64, read_only: bool) -> Self {
         let len = file_len.div_ceil(SECTOR_SIZE).saturating_mul(SECTOR_SIZE);
-        Ok(RawFile {
+        RawFile {
             file,
             file_len,
             len,
             read_only,
-        })
+        }
     }
 
     /// The length of the underlying file, which may end inside the last guest-visible sector.
     pub fn file_len(&self) -> u64 {
         self.file_len
     }
+}
+
+/// Opens `path` for an image back-end of any format: read-write or `O_RDONLY`, checked to be a regular file or
+/// a block device, and locked (`LOCK_EX` for a writer, `LOCK_SH` for a reader, never waiting; see the module
+/// documentation). Returns the file and its length in bytes (block devices included).
+pub(crate) fn open_locked(path: &Path, read_only: bool) -> Result<(File, u64), BlockError> {
+    let name = path.display().to_string();
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(!read_only)
+        .open(path)
+        .map_err(|source| BlockError::Open {
+            path: name.clone(),
+            source,
+        })?;
+    let file_type = file
+        .metadata()
+        .map_err(|source| BlockError::Size {
+            path: name.clone(),
+            source,
+        })?
+        .file_type();
+    if !(file_type.is_file() || file_type.is_block_device()) {
+        return Err(BlockError::NotAnImage { path: name });
+    }
+    let (op, wanted) = if read_only {
+        (libc::LOCK_SH, "shared")
+    } else {
+        (libc::LOCK_EX, "exclusive")
+    };
+    // SAFETY: flock only reads the descriptor number, which `file` keeps open for the duration of the call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        return Err(if err.kind() == std::io::ErrorKind::WouldBlock {
+            BlockError::Locked { path: name, wanted }
+        } else {
+            BlockError::Open {
+                path: name,
+                source: err,
+            }
+        });
+    }
+    // Seeking to the end gives the size of block devices too, whose metadata length is 0.
+    let file_len = file
+        .seek(SeekFrom::End(0))
+        .map_err(|source| BlockError::Size { path: name, source })?;
+    Ok((file, file_len))
 }
 
 impl BlockBackend for RawFile {
