@@ -9,6 +9,7 @@ packages=(
   qemu-system-x86    # the reference device model for the benchmarks
   grub-pc-bin grub-common xorriso mtools   # test guests: GRUB ISOs made with grub-mkrescue
   e2fsprogs fdisk    # test disk images with known content
+  qemu-utils         # qemu-img/qemu-io: qcow2 test images
   python3 hyperfine
 )
 missing=()

@@ -25,7 +25,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use devices::block::{BlockBackend, RawFile};
+use devices::block::{open_image as open_image_file, BlockBackend, ImageKind};
 use devices::bus::{Bus, BusError};
 use devices::chardev::CharBackend;
 use devices::chipset::piix4_pm::Piix4PmHandle;
@@ -358,38 +358,31 @@ fn open_drives(config: &Config) -> Result<[Option<DriveConfig>; 4], MachineError
     Ok(drives)
 }
 
-/// The first bytes of a qcow or qcow2 image.
-const QCOW_MAGIC: &[u8; 4] = b"QFI\xfb";
-
 fn open_image(
     disk: &Disk,
     path: &std::path::Path,
     kind: DriveKind,
 ) -> Result<Arc<dyn BlockBackend>, MachineError> {
     let slot = disk.slot.name();
-    if disk.format != ImageFormat::Raw {
-        return Err(MachineError::Unsupported(format!(
-            "disk {slot} ({}): {:?} images are not available in this build; convert it with \
-             `qemu-img convert -O raw` or use a raw image",
-            path.display(),
-            disk.format
-        )));
-    }
+    // `tap:qcow2:` says qcow2; `tap:qcow:` is often written for qcow2 files too, so its header decides (a real
+    // qcow v1 file gets a clear conversion message); a raw prefix must hold a raw image, since serving a qcow2
+    // file raw would show the guest its metadata and let guest writes destroy it.
+    let format = match disk.format {
+        ImageFormat::Raw => ImageKind::Raw,
+        ImageFormat::Qcow2 => ImageKind::Qcow2,
+        ImageFormat::Qcow => ImageKind::Auto,
+        other => {
+            return Err(MachineError::Unsupported(format!(
+                "disk {slot} ({}): {other:?} images are not available in this build; convert with \
+                 `qemu-img convert -O qcow2` or `-O raw`",
+                path.display()
+            )))
+        }
+    };
     let read_only = kind == DriveKind::Cdrom || !disk.mode.writable();
-    let image = RawFile::open(path, read_only).map_err(|source| MachineError::Disk {
+    open_image_file(path, read_only, format).map_err(|source| MachineError::Disk {
         slot,
         path: path.to_path_buf(),
         source,
-    })?;
-    // A qcow image named as raw (`file:`) would show the guest its metadata as disk contents, and guest writes
-    // would destroy it: refuse, as the format is detected from the header.
-    let mut head = [0u8; 4];
-    if image.len_bytes() >= 4 && image.read_at(0, &mut head).is_ok() && &head == QCOW_MAGIC {
-        return Err(MachineError::Unsupported(format!(
-            "disk {slot} ({}) is a qcow image; qcow/qcow2 are not available in this build (use `tap:qcow2:` once \
-             they are, or convert with `qemu-img convert -O raw`)",
-            path.display()
-        )));
-    }
-    Ok(Arc::new(image))
+    })
 }

@@ -143,3 +143,71 @@ fn pci_interrupt_links_follow_piix3_routing() {
     }
     assert_eq!(m.pci_read32(1, 0, 0x60), 0x0b0b_0a0a);
 }
+
+/// Reads sector `lba` of the primary master through the ATA PIO protocol, as SeaBIOS does.
+fn read_sector(m: &TestMachine, lba: u32) -> Vec<u8> {
+    m.outb(0x3f6, 0x02); // nIEN: polled
+    m.outb(0x1f6, 0xe0 | ((lba >> 24) as u8 & 0x0f));
+    m.outb(0x1f2, 1);
+    m.outb(0x1f3, lba as u8);
+    m.outb(0x1f4, (lba >> 8) as u8);
+    m.outb(0x1f5, (lba >> 16) as u8);
+    m.outb(0x1f7, 0x20); // READ SECTORS
+    let status = m.inb(0x1f7);
+    assert_eq!(
+        status & 0x89,
+        0x08,
+        "DRQ without BSY or ERR, status {status:#x}"
+    );
+    let mut sector = vec![0u8; 512];
+    m.ins(0x1f0, 2, &mut sector);
+    sector
+}
+
+fn qemu_img(args: &[&str]) {
+    let out = std::process::Command::new("qemu-img")
+        .args(args)
+        .output()
+        .expect("qemu-img (Debian package qemu-utils)");
+    assert!(
+        out.status.success(),
+        "qemu-img {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn qcow2_disks_read_through_ide_and_raw_prefixes_refuse_qcow2_files() {
+    let dir = std::env::temp_dir().join(format!("devmodel-qcow2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let raw = dir.join("src.img");
+    let mut bytes = vec![0u8; 1 << 20];
+    bytes[512..1024].fill(0xa5);
+    std::fs::write(&raw, &bytes).unwrap();
+    let qcow2 = dir.join("disk.qcow2");
+    qemu_img(&[
+        "convert",
+        "-O",
+        "qcow2",
+        raw.to_str().unwrap(),
+        qcow2.to_str().unwrap(),
+    ]);
+
+    let m = machine(&format!("disk = ['tap:qcow2:{},hda,w']", qcow2.display()));
+    assert_eq!(read_sector(&m, 1), vec![0xa5; 512]);
+    assert_eq!(read_sector(&m, 2), vec![0; 512]);
+    drop(m);
+
+    // A qcow2 file named as raw would expose its metadata to the guest and be destroyed by its writes.
+    let text = format!(
+        "kernel='/usr/lib/xen/boot/hvmloader'\nbuilder='hvm'\nname='t'\nmemory=256\n\
+         disk=['file:{},hda,w']\n",
+        qcow2.display()
+    );
+    let err = TestMachine::from_config(&text, &MachineOptions::default())
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("disk hda"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

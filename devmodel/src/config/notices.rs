@@ -91,7 +91,7 @@ pub struct Built {
 pub const BUILT: Built = Built {
     ide_disk: true,
     ide_cdrom: true,
-    image_formats: &[ImageFormat::Raw],
+    image_formats: &[ImageFormat::Raw, ImageFormat::Qcow, ImageFormat::Qcow2],
     nic_models: &[],
     std_vga: false,
     vnc: false,
