@@ -23,16 +23,27 @@ pub trait BusDevice: Send + Sync {
     /// The default reads one element at a time; a device with a data port overrides it to move a whole string
     /// under one lock.
     fn read_repeated(&self, offset: u64, width: usize, data: &mut [u8]) {
-        for chunk in data.chunks_exact_mut(width.max(1)) {
-            self.read(offset, chunk);
-        }
+        read_each(self, offset, width, data);
     }
 
     /// String output (`rep outsb/outsw/outsd`), the counterpart of [`BusDevice::read_repeated`].
     fn write_repeated(&self, offset: u64, width: usize, data: &[u8]) {
-        for chunk in data.chunks_exact(width.max(1)) {
-            self.write(offset, chunk);
-        }
+        write_each(self, offset, width, data);
+    }
+}
+
+/// String input element by element: what [`BusDevice::read_repeated`] does unless a device overrides it (an
+/// override calls this for the ports it does not speed up).
+pub fn read_each<D: BusDevice + ?Sized>(device: &D, offset: u64, width: usize, data: &mut [u8]) {
+    for chunk in data.chunks_exact_mut(width.max(1)) {
+        device.read(offset, chunk);
+    }
+}
+
+/// String output element by element; see [`read_each`].
+pub fn write_each<D: BusDevice + ?Sized>(device: &D, offset: u64, width: usize, data: &[u8]) {
+    for chunk in data.chunks_exact(width.max(1)) {
+        device.write(offset, chunk);
     }
 }
 

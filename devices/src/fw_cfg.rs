@@ -524,9 +524,7 @@ impl BusDevice for FwCfgDevice {
         if offset == DATA_OFFSET && width == 1 {
             self.read_data_into(data);
         } else {
-            for chunk in data.chunks_exact_mut(width.max(1)) {
-                self.read(offset, chunk);
-            }
+            crate::bus::read_each(self, offset, width, data);
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::event_loop::{Flow, Outcome, SystemChannel, SystemSubscriber, Timers};
 use crate::kvm::{install_kick_handler, KvmError, KvmVm, VcpuControl};
 use crate::machine::{MachineError, MachineOptions, Platform, PlatformEnv};
 use crate::toolstack::control::{Command, ControlError, ControlServer, Handler};
-use crate::toolstack::registry::{run_dir, DomainRecord, Registry, RegistryError};
+use crate::toolstack::registry::{run_dir, stat_fields, DomainRecord, Registry, RegistryError};
 
 /// Why a machine could not start or keep running.
 #[derive(Debug, thiserror::Error)]
@@ -435,19 +435,15 @@ fn any_vcpu_running() -> bool {
         if !comm.starts_with("vcpu") {
             return false;
         }
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        // The state follows the parenthesised command name.
-        stat.rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('R'))
+        stat_fields(&task.path().join("stat").to_string_lossy())
+            .first()
+            .is_some_and(|state| state == "R")
     })
 }
 
 /// CPU seconds this process used (user + system), as `xm list` shows per domain.
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(") ")
-        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let fields = stat_fields("/proc/self/stat");
     // After the command name: state is field 0, utime field 11, stime field 12.
     let ticks: u64 = [11usize, 12]
         .iter()

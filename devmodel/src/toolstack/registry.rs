@@ -161,10 +161,22 @@ pub(crate) fn alive(pid: i32) -> bool {
     let rc = unsafe { libc::kill(pid, 0) };
     let exists = rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
     exists
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        && stat_fields(&format!("/proc/{pid}/stat"))
+            .first()
+            .map(String::as_str)
+            != Some("Z")
+}
+
+/// The fields of a `/proc/.../stat` file after the parenthesised command name (state first), or none if it
+/// cannot be read. The name may hold spaces and parentheses, hence the split at the last ") ".
+pub(crate) fn stat_fields(path: &str) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|stat| {
             stat.rsplit_once(") ")
-                .is_some_and(|(_, rest)| rest.starts_with('Z'))
+                .map(|(_, rest)| rest.split_whitespace().map(str::to_string).collect())
         })
+        .unwrap_or_default()
 }
 
 impl Registry {

@@ -270,10 +270,7 @@ impl BusDevice for IdeCommandBlock {
     /// boundaries and status changes happen exactly as with single reads.
     fn read_repeated(&self, offset: u64, width: usize, data: &mut [u8]) {
         if offset != regs::port::DATA {
-            for chunk in data.chunks_exact_mut(width.max(1)) {
-                self.read(offset, chunk);
-            }
-            return;
+            return crate::bus::read_each(self, offset, width, data);
         }
         {
             let mut core = self.0.lock();
@@ -287,10 +284,7 @@ impl BusDevice for IdeCommandBlock {
     /// `rep outsw`/`outsd` on the data port under one lock.
     fn write_repeated(&self, offset: u64, width: usize, data: &[u8]) {
         if offset != regs::port::DATA {
-            for chunk in data.chunks_exact(width.max(1)) {
-                self.write(offset, chunk);
-            }
-            return;
+            return crate::bus::write_each(self, offset, width, data);
         }
         {
             let mut core = self.0.lock();
