@@ -12,33 +12,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::images::{self, GrubHash};
 use common::{kvm_available, Guest, TempDir};
 
 const GRUB_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Serial console set-up every test script starts with.
-const SERIAL: &str =
-    "serial --unit=0 --speed=115200\nterminal_output serial\nterminal_input serial\n";
-
-/// A GRUB El Torito ISO whose grub.cfg is `script`, built into `dir`.
-fn grub_iso(dir: &Path, script: &str) -> PathBuf {
-    let root = dir.join("iso-root");
-    std::fs::create_dir_all(root.join("boot/grub")).unwrap();
-    std::fs::write(root.join("boot/grub/grub.cfg"), format!("{SERIAL}{script}")).unwrap();
-    std::fs::write(root.join("hello.txt"), "hello from the CD\n").unwrap();
-    let iso = dir.join("grub.iso");
-    let out = Command::new("grub-mkrescue")
-        .args(["-d", "/usr/lib/grub/i386-pc", "-o"])
-        .arg(&iso)
-        .arg(&root)
-        .output()
-        .expect("grub-mkrescue (Debian packages grub-pc-bin, grub-common, xorriso, mtools)");
-    assert!(
-        out.status.success(),
-        "grub-mkrescue failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    iso
+/// A GRUB ISO whose script is `script` (after the serial set-up), with a file `hello.txt` on it.
+fn grub_iso(tag: &str, script: &str) -> PathBuf {
+    images::grub_iso(
+        tag,
+        &format!("{}{script}", images::SERIAL_SETUP),
+        &[("hello.txt", b"hello from the CD\n")],
+    )
 }
 
 fn config(name: &str, extra: &str) -> String {
@@ -62,9 +47,8 @@ fn boot_dc_boots_grub_from_the_cd_and_grub_powers_off() {
     if !kvm_available() {
         return;
     }
-    let dir = TempDir::new("grub-cd");
     let iso = grub_iso(
-        dir.path(),
+        "storage-cd",
         "echo ISO-BOOTED\nlspci\nls\ncat (cd)/hello.txt\nhalt\n",
     );
     let before = sha256(&iso);
@@ -109,8 +93,7 @@ fn an_empty_drive_gets_a_cd_through_block_configure() {
     if !kvm_available() {
         return;
     }
-    let dir = TempDir::new("grub-insert");
-    let iso = grub_iso(dir.path(), "echo INSERTED-CD-BOOTED\nhalt\n");
+    let iso = grub_iso("storage-insert", "echo INSERTED-CD-BOOTED\nhalt\n");
     let mut guest = Guest::start(
         "grub-insert",
         &config(
@@ -140,4 +123,138 @@ fn an_empty_drive_gets_a_cd_through_block_configure() {
         "{}",
         guest.report()
     );
+}
+
+/// The headline path: boot='dc' boots the install ISO from the CD; GRUB (the "installer") reads and checksums a
+/// payload on the IDE disk through the BIOS and through its own ATA/ATAPI driver, writes to the disk both ways
+/// (`save_env`) and powers off. The host then finds the written values in the image, and the ISO unchanged.
+#[test]
+fn install_from_iso_reads_and_writes_the_disk_through_bios_and_native_ata() {
+    if !kvm_available() {
+        return;
+    }
+    let scenario = images::cd_and_disk(GrubHash::Crc32, 512 * 1024);
+    let dir = TempDir::new("install");
+    let disk = images::writable_copy(&scenario.disk, dir.path());
+    let iso_before = sha256(&scenario.iso);
+    let extra = format!(
+        "boot = 'dc'\ndisk = ['file:{},ioemu:hda,w', 'file:{},hdc:cdrom,r']",
+        disk.display(),
+        scenario.iso.display()
+    );
+    let mut guest = Guest::start("install", &config("install", &extra), &[]);
+    let status = guest.wait_exit(Duration::from_secs(400));
+    assert_eq!(status.code(), Some(0), "{}", guest.report());
+    if let Err(why) = scenario.check(guest.stdout().as_bytes(), &disk) {
+        panic!("{why}\n{}", guest.report());
+    }
+    assert_eq!(
+        sha256(&scenario.iso),
+        iso_before,
+        "the ISO is bit-for-bit unchanged"
+    );
+}
+
+/// A disk made bootable on the host (GRUB boot sector and core image from Debian's GRUB tools) boots with boot='c'.
+#[test]
+fn boot_c_boots_a_disk_made_bootable_on_the_host() {
+    if !kvm_available() {
+        return;
+    }
+    let dir = TempDir::new("bootdisk");
+    let disk = images::writable_copy(&images::bootable_disk(), dir.path());
+    let extra = format!("boot = 'c'\ndisk = ['file:{},hda,w']", disk.display());
+    let mut guest = Guest::start("bootdisk", &config("bootdisk", &extra), &[]);
+    let status = guest.wait_exit(GRUB_TIMEOUT);
+    assert_eq!(status.code(), Some(0), "{}", guest.report());
+    if let Err(why) = images::check_disk_boot_output(guest.stdout().as_bytes()) {
+        panic!("{why}\n{}", guest.report());
+    }
+    assert!(guest.firmware().contains("Booting from Hard Disk..."));
+}
+
+fn disk_with_script(tag: &str, script: &str) -> PathBuf {
+    images::bootable_grub_disk(tag, &format!("{}{script}", images::SERIAL_SETUP), &[])
+}
+
+/// A write the guest saw completed survives `kill -9` of the device model: nothing is held back in the process.
+#[test]
+fn completed_disk_writes_survive_kill_9() {
+    if !kvm_available() {
+        return;
+    }
+    let dir = TempDir::new("kill9-disk");
+    let disk = images::writable_copy(
+        &disk_with_script(
+            "storage-kill9",
+            "insmod loadenv\nset MARK=survives-kill-9\n\
+             if save_env -f (hd0,msdos1)/grubenv MARK; then echo SAVED; else echo SAVE-FAILED; fi\nsleep 3600\n",
+        ),
+        dir.path(),
+    );
+    let extra = format!("boot = 'c'\ndisk = ['file:{},hda,w']", disk.display());
+    let mut guest = Guest::start("kill9-disk", &config("killnine", &extra), &[]);
+    guest.wait_for("GRUB to report the write", GRUB_TIMEOUT, |_, out| {
+        out.contains("SAVED") || out.contains("SAVE-FAILED")
+    });
+    assert!(
+        !guest.stdout().contains("SAVE-FAILED"),
+        "{}",
+        guest.report()
+    );
+    guest.kill9();
+    assert_eq!(
+        images::grubenv_get(&disk, "MARK").as_deref(),
+        Some("survives-kill-9"),
+        "{}",
+        guest.report()
+    );
+}
+
+/// With mode `r` the guest's writes fail and the image file stays bit-for-bit the same.
+#[test]
+fn read_only_disks_refuse_writes_and_are_never_written() {
+    if !kvm_available() {
+        return;
+    }
+    let dir = TempDir::new("ro-disk");
+    let disk = images::writable_copy(
+        &disk_with_script(
+            "storage-readonly",
+            "insmod loadenv\nset MARK=x\n\
+             if save_env -f (hd0,msdos1)/grubenv MARK; then echo WRITE-ACCEPTED; else echo WRITE-REFUSED; fi\nhalt\n",
+        ),
+        dir.path(),
+    );
+    let before = sha256(&disk);
+    let extra = format!("boot = 'c'\ndisk = ['file:{},hda,r']", disk.display());
+    let mut guest = Guest::start("ro-disk", &config("rodisk", &extra), &[]);
+    let status = guest.wait_exit(GRUB_TIMEOUT);
+    assert_eq!(status.code(), Some(0), "{}", guest.report());
+    assert!(
+        guest.stdout().contains("WRITE-REFUSED"),
+        "{}",
+        guest.report()
+    );
+    assert_eq!(sha256(&disk), before);
+}
+
+/// Two domains cannot both write one image: the second is refused before it starts.
+#[test]
+fn a_writable_image_is_locked_against_a_second_domain() {
+    if !kvm_available() {
+        return;
+    }
+    let dir = TempDir::new("locked");
+    let disk = images::writable_copy(&images::bootable_disk(), dir.path());
+    let extra = format!(
+        "boot = 'c'\ndisk = ['file:{},hda,w']\non_poweroff = 'preserve'",
+        disk.display()
+    );
+    let mut first = Guest::start("locked-1", &config("first", &extra), &[]);
+    first.wait_firmware("Booting from Hard Disk", GRUB_TIMEOUT);
+    let mut second = Guest::start("locked-2", &config("second", &extra), &[]);
+    let status = second.wait_exit(GRUB_TIMEOUT);
+    assert_eq!(status.code(), Some(1), "{}", second.report());
+    assert!(second.stderr().contains("locked"), "{}", second.report());
 }

@@ -196,6 +196,12 @@ impl Guest {
         }
     }
 
+    /// Kills the device model with SIGKILL and waits for it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn report(&self) -> String {
         format!(
             "--- firmware log ---\n{}\n--- stdout ---\n{}\n--- stderr ---\n{}",
