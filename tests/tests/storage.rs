@@ -258,3 +258,29 @@ fn a_writable_image_is_locked_against_a_second_domain() {
     assert_eq!(status.code(), Some(1), "{}", second.report());
     assert!(second.stderr().contains("locked"), "{}", second.report());
 }
+
+/// boot='dc' with an empty CD-ROM drive falls back to the disk, as SeaBIOS's boot order names both.
+#[test]
+fn boot_dc_falls_back_to_the_disk_when_the_cd_is_empty() {
+    if !kvm_available() {
+        return;
+    }
+    let dir = TempDir::new("fallback");
+    let disk = images::writable_copy(&images::bootable_disk(), dir.path());
+    let extra = format!(
+        "boot = 'dc'\ndisk = ['file:{},hda,w', ',hdc:cdrom,r']",
+        disk.display()
+    );
+    let mut guest = Guest::start("fallback", &config("fallback", &extra), &[]);
+    let status = guest.wait_exit(GRUB_TIMEOUT);
+    assert_eq!(status.code(), Some(0), "{}", guest.report());
+    if let Err(why) = images::check_disk_boot_output(guest.stdout().as_bytes()) {
+        panic!("{why}\n{}", guest.report());
+    }
+    let fw = guest.firmware();
+    let cd = fw
+        .find("Booting from DVD/CD...")
+        .expect("the CD is tried first");
+    let hd = fw.find("Booting from Hard Disk...").expect("then the disk");
+    assert!(cd < hd);
+}
