@@ -87,7 +87,10 @@ fn main() {
             "-display",
             "none",
         ])
-        .args(["-serial", "null", "-boot", "dc", "-no-reboot"])
+        // COM1 to a file on both sides: GRUB's output is part of the probe.
+        .arg("-serial")
+        .arg(format!("file:{}", dir.path().join("qemu-com1").display()))
+        .args(["-boot", "dc", "-no-reboot"])
         .arg("-drive")
         .arg(format!("file={},if=ide,index=0,format=raw", disk.display()))
         .arg("-drive")
