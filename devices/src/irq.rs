@@ -115,13 +115,8 @@ impl IrqLine for MuxLine {
     fn set_level(&self, high: bool) {
         self.mux.set(self.gsi, self.source, high);
     }
-
-    fn pulse(&self) {
-        // An edge must reach the sink even when a sharer holds the GSI high already; the in-kernel PIC sees
-        // edges only on transitions, so an edge device sharing a line with a level source is a wiring error.
-        self.mux.set(self.gsi, self.source, true);
-        self.mux.set(self.gsi, self.source, false);
-    }
+    // `pulse` is the trait's high-then-low. While a sharer holds the GSI high the OR does not change, so no edge
+    // reaches the in-kernel PIC: an edge source sharing a line with a level source is a wiring error.
 }
 
 /// A recording line for tests: the current level and every change.

@@ -305,6 +305,37 @@ impl Platform {
         }
     }
 
+    /// Ejects the CD in `device` (hda..hdd) and, unless `path` is empty, inserts the image at `path`
+    /// read-only. A guest that locked the tray (PREVENT ALLOW MEDIUM REMOVAL) keeps its medium and is asked to
+    /// eject it. Errors are messages for the toolstack.
+    pub fn change_medium(&self, device: &str, path: &str) -> Result<String, String> {
+        let slot = ["hda", "hdb", "hdc", "hdd"]
+            .iter()
+            .position(|d| *d == device)
+            .ok_or_else(|| format!("unknown drive '{device}' (expected hda, hdb, hdc or hdd)"))?;
+        let channel = &self.ide[slot / 2];
+        let unit = slot % 2;
+        let image = if path.is_empty() {
+            None
+        } else {
+            Some(
+                open_image_file(std::path::Path::new(path), true, ImageKind::Raw)
+                    .map_err(|e| e.to_string())?,
+            )
+        };
+        if channel.has_medium(unit) {
+            channel
+                .eject_medium(unit, false)
+                .map_err(|e| format!("{device}: {e}"))?;
+        }
+        if let Some(image) = image {
+            channel
+                .insert_medium(unit, image)
+                .map_err(|e| format!("{device}: {e}"))?;
+        }
+        Ok(String::new())
+    }
+
     /// A platform reset: every device back to its power-on state and a fresh copy of the BIOS in low RAM
     /// (SeaBIOS's F-segment may have been changed by the last boot).
     pub fn reset(&self) {

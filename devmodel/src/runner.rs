@@ -384,37 +384,8 @@ fn control_handler(
             status.store(b'r', Ordering::SeqCst);
             Ok(String::new())
         }
-        Command::BlockConfigure { device, path } => change_medium(&platform, &device, &path),
+        Command::BlockConfigure { device, path } => platform.change_medium(&device, &path),
     })
-}
-
-/// Ejects the CD in `device` and, unless `path` is empty, inserts the image at `path` (read-only). A guest that
-/// locked the tray (PREVENT ALLOW MEDIUM REMOVAL) keeps its medium, and is asked to eject it.
-fn change_medium(platform: &Platform, device: &str, path: &str) -> Result<String, String> {
-    let slot = ["hda", "hdb", "hdc", "hdd"]
-        .iter()
-        .position(|d| *d == device)
-        .ok_or_else(|| format!("unknown drive '{device}' (expected hda, hdb, hdc or hdd)"))?;
-    let channel = &platform.ide[slot / 2];
-    let unit = slot % 2;
-    let image = if path.is_empty() {
-        None
-    } else {
-        let file = devices::block::RawFile::open(std::path::Path::new(path), true)
-            .map_err(|e| e.to_string())?;
-        Some(Arc::new(file) as Arc<dyn devices::block::BlockBackend>)
-    };
-    if channel.has_medium(unit) {
-        channel
-            .eject_medium(unit, false)
-            .map_err(|e| format!("{device}: {e}"))?;
-    }
-    if let Some(image) = image {
-        channel
-            .insert_medium(unit, image)
-            .map_err(|e| format!("{device}: {e}"))?;
-    }
-    Ok(String::new())
 }
 
 /// The `xm list` state letter: a running domain whose vCPUs all wait (HLT, or for a SIPI) shows as blocked.

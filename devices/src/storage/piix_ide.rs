@@ -66,8 +66,8 @@ impl PciFunction for PiixIde {
 
     fn bar_read(&mut self, region: RegionId, offset: u64, data: &mut [u8]) {
         match (region, self.bus_master_at(offset)) {
-            // An access that would straddle the two channels' blocks is refused by the bus (8-byte windows are
-            // not used: the root maps the 16-byte BAR whole), so split it here by channel boundary instead.
+            // The root maps the 16-byte BAR whole, so the bus lets through an access that straddles the two
+            // channels' 8-byte blocks; no driver does that, and it reads all ones like any unclaimed byte.
             (RegionId::Bar(4), Some((bm, off))) if off + data.len() as u64 <= 8 => {
                 bm.read(off, data)
             }

@@ -138,13 +138,18 @@ impl Drop for Registration {
 impl Registration {
     /// The control socket's path.
     pub fn control_path(&self) -> PathBuf {
-        self.dir.join("control.sock")
+        control_socket(&self.dir)
     }
 
     /// Rewrites the record (e.g. once the pty paths are known).
     pub fn update(&self, record: &DomainRecord) -> Result<(), RegistryError> {
         write_record(&self.dir, record)
     }
+}
+
+/// The control socket inside a domain's directory.
+fn control_socket(domain_dir: &Path) -> PathBuf {
+    domain_dir.join("control.sock")
 }
 
 fn write_record(dir: &Path, record: &DomainRecord) -> Result<(), RegistryError> {
@@ -294,7 +299,7 @@ impl Registry {
 
     /// A domain's control socket path.
     pub fn control_path(&self, id: u32) -> PathBuf {
-        self.dir.join(id.to_string()).join("control.sock")
+        control_socket(&self.dir.join(id.to_string()))
     }
 }
 
