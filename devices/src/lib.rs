@@ -17,6 +17,7 @@ pub mod fw_cfg;
 pub mod irq;
 pub mod legacy;
 pub mod memory;
+pub mod net;
 pub mod pci;
 pub mod ratelimit;
 pub mod storage;
