@@ -278,6 +278,43 @@ impl DisplayHub {
     pub fn frame(&self) -> RwLockReadGuard<'_, Frame> {
         self.frame.read().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Whether some front-end is subscribed (dropped consumers do not count).
+    pub fn has_consumers(&self) -> bool {
+        self.consumers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|c| c.strong_count() > 0)
+    }
+}
+
+/// How often the display is refreshed: about 30 times a second, as QEMU's and Xen's qemu-dm's graphic
+/// consoles did.
+pub const REFRESH_PERIOD_NS: u64 = 33_000_000;
+
+/// The machine's display refresh, as a [`Timed`](crate::timer::Timed) device on the timer loop: every
+/// [`REFRESH_PERIOD_NS`] it renders what changed, but only while some front-end is watching. With nobody
+/// connected nothing is rendered; the adapter keeps accumulating its changes, so the first refresh after a
+/// client connects draws everything that changed meanwhile.
+pub struct DisplayRefresh {
+    hub: Arc<DisplayHub>,
+}
+
+impl DisplayRefresh {
+    /// A refresh for `hub`.
+    pub fn new(hub: Arc<DisplayHub>) -> Arc<DisplayRefresh> {
+        Arc::new(DisplayRefresh { hub })
+    }
+}
+
+impl crate::timer::Timed for DisplayRefresh {
+    fn advance(&self, now_ns: u64) -> Option<u64> {
+        if self.hub.has_consumers() {
+            self.hub.refresh();
+        }
+        Some(now_ns.saturating_add(REFRESH_PERIOD_NS))
+    }
 }
 
 #[cfg(test)]
@@ -301,6 +338,28 @@ mod tests {
                 h: 1,
             }]
         }
+    }
+
+    #[test]
+    fn refresh_renders_only_while_someone_watches() {
+        use crate::timer::Timed;
+        let source = Arc::new(Pattern(Mutex::new((8, 4, 0))));
+        let hub = DisplayHub::new(source.clone(), "guest");
+        let refresh = DisplayRefresh::new(hub.clone());
+        assert_eq!(refresh.advance(1000), Some(1000 + REFRESH_PERIOD_NS));
+        // Nobody subscribed: the source was not asked to render (still 640x480, counter untouched).
+        assert_eq!(hub.frame().width, 640);
+        assert_eq!(source.0.lock().unwrap().2, 0);
+        let consumer = hub.subscribe();
+        assert!(hub.has_consumers());
+        refresh.advance(2000);
+        assert_eq!((hub.frame().width, hub.frame().height), (8, 4));
+        refresh.advance(3000);
+        assert_eq!(source.0.lock().unwrap().2, 1);
+        drop(consumer);
+        assert!(!hub.has_consumers());
+        refresh.advance(4000);
+        assert_eq!(source.0.lock().unwrap().2, 1);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod event_loop;
+pub mod frontends;
 pub mod harness;
 pub mod kvm;
 pub mod machine;

@@ -20,6 +20,10 @@
 //! | 00:00.0 i440FX host bridge | PCI | — |
 //! | 00:01.0 PIIX3 ISA bridge (PIRQ routing) | PCI | PIRQA–D → 10, 10, 11, 11 as SeaBIOS routes them |
 //! | 00:01.3 PIIX4-compatible PM (`acpi=1`) | PCI, PM block where the guest puts it | SCI 9 |
+//! | 00:02.0 standard VGA 1234:1111 (Bochs VBE), VGA BIOS in its ROM BAR | 0x3B4–0x3DA, 0x1CE–0x1D0, 0xA0000–0xBFFFF, BAR0 framebuffer | — |
+//!
+//! The VGA is always there, as on QEMU's and qemu-dm's PC (Cirrus is not built yet: the standard VGA stands in
+//! for it). Its screen is rendered into a [`DisplayHub`] about 30 times a second while a front-end watches.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -31,6 +35,7 @@ use devices::chardev::CharBackend;
 use devices::chipset::piix4_pm::Piix4PmHandle;
 use devices::chipset::PmWiring;
 use devices::clock::Clock;
+use devices::display::{DisplayHub, DisplayRefresh};
 use devices::fw_cfg::{FwCfg, FwCfgDevice, FwCfgError};
 use devices::irq::{GsiSink, IrqMux};
 use devices::legacy::debugcon::Debugcon;
@@ -44,6 +49,7 @@ use devices::storage::piix_ide::PiixIde;
 use devices::system::SystemEvents;
 use devices::timer::{Timed, TimerKick};
 use devices::uart::{Serial, COM_PORTS, UART_MAX_WIDTH, UART_PORTS};
+use devices::vga::StdVga;
 use firmware::hvmloader::{FirmwareConfig, HvmloaderError};
 use firmware::seabios::{BiosImage, FirmwareFileError};
 
@@ -84,6 +90,9 @@ pub enum MachineError {
     /// An fw_cfg item was refused.
     #[error("fw_cfg: {0}")]
     FwCfg(#[from] FwCfgError),
+    /// The VGA could not be built (`videoram` out of range).
+    #[error("VGA: {0}")]
+    Vga(#[from] devices::vga::VgaError),
     /// An option ROM file could not be read.
     #[error("cannot read option ROM {path}: {source}")]
     OptionRom {
@@ -125,6 +134,9 @@ pub struct PlatformEnv {
     pub serial: Vec<Arc<dyn CharBackend>>,
 }
 
+/// PCI slot of the VGA (00:02.0, where QEMU's PC puts it and Windows installs expect it).
+pub const VGA_SLOT: u8 = 2;
+
 /// Something to do at every platform reset.
 type ResetFn = Box<dyn Fn() + Send + Sync>;
 
@@ -148,6 +160,12 @@ pub struct Platform {
     pub pm: Option<Piix4PmHandle>,
     /// The IDE channels (primary: hda/hdb, secondary: hdc/hdd), for medium changes.
     pub ide: [Arc<IdeChannel>; 2],
+    /// The standard VGA.
+    pub vga: Arc<StdVga>,
+    /// The rendered screen, for the VNC server and the SDL window.
+    pub display: Arc<DisplayHub>,
+    /// The PS/2 controller, whose keyboard and mouse take the front-ends' input.
+    pub i8042: Arc<I8042>,
     resets: Vec<ResetFn>,
 }
 
@@ -259,7 +277,34 @@ impl Platform {
         let i8042 = I8042::new(irqs.line(1), irqs.line(12), env.system.clone());
         pio.insert(0x60, 1, 1, i8042.data_port())?;
         pio.insert(0x64, 1, 1, i8042.command_port())?;
-        resets.push(Box::new(move || i8042.reset()));
+        {
+            let i8042 = i8042.clone();
+            resets.push(Box::new(move || i8042.reset()));
+        }
+
+        // The standard VGA at 00:02.0 with Debian's SeaVGABIOS in its ROM BAR; SeaBIOS runs the ROM at POST.
+        let vga = StdVga::new(config.display.videoram_mib, env.clock.clone())?;
+        let vga_bios = firmware::seabios::vga_rom(None)?;
+        chipset.root.add_with_rom(
+            PciAddress::new(0, VGA_SLOT, 0)?,
+            vga.pci_function(),
+            vga_bios,
+        )?;
+        for range in vga.legacy_ports() {
+            pio.insert(range.base, range.len, range.max_width, range.device)?;
+        }
+        mmio.insert(
+            devices::vga::VGA_WINDOW_BASE,
+            devices::vga::VGA_WINDOW_LEN,
+            devices::vga::VGA_WINDOW_MAX_WIDTH,
+            vga.vga_window(),
+        )?;
+        {
+            let vga = vga.clone();
+            resets.push(Box::new(move || vga.reset()));
+        }
+        let display = DisplayHub::new(vga.clone(), &config.name);
+        timed.push(DisplayRefresh::new(display.clone()));
 
         // COM1..COM4 in the order the `serial` key lists their back-ends.
         for (backend, &(base, irq)) in env.serial.into_iter().zip(COM_PORTS.iter()) {
@@ -291,6 +336,9 @@ impl Platform {
             rtc,
             pm: chipset.pm,
             ide: [primary, secondary],
+            vga,
+            display,
+            i8042,
             resets,
         };
         platform.copy_bios_low();

@@ -149,6 +149,7 @@ pub fn run(config: &Config, options: &MachineOptions, io: RunIo) -> Result<Outco
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         ptys: Default::default(),
+        vnc: None,
     };
     let registration = registry.register(&record)?;
     record.id = registration.id;

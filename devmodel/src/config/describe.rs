@@ -142,10 +142,12 @@ impl Config {
         match &d.vnc {
             Some(v) => writeln!(
                 s,
-                "vnc:        {}:{} (port {}{}), {}{}, keymap {}",
+                "vnc:        {}:{}{}, {}{}, keymap {}",
                 v.listen,
-                v.display,
-                5900 + u32::from(v.display),
+                match v.display {
+                    Some(d) => format!("{d} (port {})", 5900 + u32::from(d)),
+                    None => "<domain id> (port 5900 + domain id)".to_string(),
+                },
                 if v.find_unused {
                     " or the next free one"
                 } else {

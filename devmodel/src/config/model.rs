@@ -328,8 +328,8 @@ pub enum Vga {
 pub struct Vnc {
     /// `vnclisten` (default 127.0.0.1).
     pub listen: String,
-    /// `vncdisplay` (default 0); the port is 5900 + display.
-    pub display: u16,
+    /// `vncdisplay`; the port is 5900 + display. `None` (the default) means the domain id, as qemu-dm did.
+    pub display: Option<u16>,
     /// `vncunused` (default 1).
     pub find_unused: bool,
     /// `vncpasswd` when non-empty; VNC DES authentication uses its first 8 bytes.

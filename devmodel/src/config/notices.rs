@@ -27,6 +27,8 @@ pub struct Built {
     pub nic_models: &'static [NicModel],
     /// Bochs VBE standard VGA (`stdvga=1`).
     pub std_vga: bool,
+    /// Cirrus CLGD5446 VGA (the default, `stdvga=0`). Without it the standard VGA stands in.
+    pub cirrus_vga: bool,
     /// VNC server.
     pub vnc: bool,
     /// Starting a VNC viewer (`vncconsole`).
@@ -93,8 +95,9 @@ pub const BUILT: Built = Built {
     ide_cdrom: true,
     image_formats: &[ImageFormat::Raw, ImageFormat::Qcow, ImageFormat::Qcow2],
     nic_models: &[],
-    std_vga: false,
-    vnc: false,
+    std_vga: true,
+    cirrus_vga: false,
+    vnc: true,
     vnc_viewer: false,
     sdl: false,
     serial: true,
@@ -133,6 +136,24 @@ pub const BUILT: Built = Built {
 /// Everything `cfg` asks for that `built` lacks; `path` is the config file (for keys left at defaults).
 pub fn collect(cfg: &Config, built: &Built, path: &Path) -> Vec<Notice> {
     let mut out = Vec::new();
+    // Cirrus is the default, so this is raised only when someone will look at the screen (or set stdvga=0):
+    // the guest then gets the standard VGA, which needs a different driver in an installed OS.
+    let shows_screen = cfg.display.vnc.is_some()
+        || cfg.display.sdl.is_some()
+        || cfg.origins.contains_key("stdvga");
+    if cfg.display.vga == Vga::Cirrus && !built.cirrus_vga && built.std_vga && shows_screen {
+        out.push(Notice {
+            at: cfg.origins.get("stdvga").cloned().unwrap_or_else(|| Origin::File {
+                path: path.to_path_buf(),
+                line: 0,
+            }),
+            key: "stdvga".to_string(),
+            kind: NoticeKind::NoEffect,
+            message: "the Cirrus VGA (stdvga=0, the default) is not built yet: the guest gets the standard VGA \
+                      (Bochs VBE, PCI 1234:1111); set stdvga=1 to say so"
+                .to_string(),
+        });
+    }
     let mut push = |key: &str, message: String| {
         out.push(Notice {
             at: cfg
@@ -197,10 +218,7 @@ pub fn collect(cfg: &Config, built: &Built, path: &Path) -> Vec<Notice> {
     }
     if let Some(v) = &cfg.display.vnc {
         if !built.vnc {
-            push(
-                "vnc",
-                format!("the VNC server ({}:{})", v.listen, v.display),
-            );
+            push("vnc", format!("the VNC server on {}", v.listen));
         }
         if v.viewer && !built.vnc_viewer {
             push(

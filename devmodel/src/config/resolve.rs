@@ -472,7 +472,7 @@ fn display(f: &Fields<'_>, note: &mut Note<'_>) -> Result<Display, ConfigError> 
                 "an IP address or host name such as 127.0.0.1 or 0.0.0.0",
             ));
         }
-        let display = u16::try_from(display.unwrap_or(0).clamp(0, 65535 - 5900)).unwrap_or(0);
+        let display = display.and_then(|d| u16::try_from(d.clamp(0, 65535 - 5900)).ok());
         let password = f.string("vncpasswd")?.filter(|p| !p.is_empty());
         if password.as_ref().is_some_and(|p| p.len() > 8) {
             note(

@@ -166,7 +166,7 @@ fn every_key_hvm_resolves_each_key() {
             vnc.find_unused,
             vnc.viewer
         ),
-        ("0.0.0.0", 3, false, false)
+        ("0.0.0.0", Some(3), false, false)
     );
     assert_eq!(vnc.password, Some(Password("secret12".into())));
     assert_eq!(c.serial, vec![CharSpec::Pty]);
@@ -210,7 +210,7 @@ fn every_key_hvm_resolves_each_key() {
         "{hdb1:?}"
     );
     // Devices this build does not have yet are each listed.
-    for key in ["vif", "vnc", "stdvga", "usb", "usbdevice", "soundhw"] {
+    for key in ["vif", "usb", "usbdevice", "soundhw"] {
         assert!(
             !notice(&c, key, NoticeKind::NotAvailable).is_empty(),
             "{key}: {:#?}",
@@ -238,6 +238,9 @@ fn every_key_hvm_resolves_each_key() {
         "localtime",
         "keymap",
         "name",
+        "vnc",
+        "stdvga",
+        "videoram",
     ] {
         assert!(
             c.unsupported.iter().all(|n| n.key != key),
@@ -275,7 +278,7 @@ fn hvmguest_hvm_with_imports_and_variables() {
             vnc.find_unused,
             vnc.password
         ),
-        ("127.0.0.1", 0, true, None)
+        ("127.0.0.1", None, true, None)
     );
     assert_eq!(c.display.vga, Vga::Cirrus);
     assert_eq!(c.display.videoram_mib, 4);
@@ -308,8 +311,18 @@ fn install_from_iso_hvm_gets_defaults() {
     assert_eq!(c.on_reboot, Action::Restart);
     assert_eq!(c.serial, vec![CharSpec::Pty]);
     assert_eq!(
-        c.display.vnc.as_ref().map(|v| v.listen.as_str()),
-        Some("127.0.0.1")
+        c.display
+            .vnc
+            .as_ref()
+            .map(|v| (v.listen.as_str(), v.display)),
+        Some(("127.0.0.1", None))
+    );
+    // The VNC server is built; the default Cirrus VGA is not, and the stand-in is announced.
+    assert!(notice(&c, "vnc", NoticeKind::NotAvailable).is_empty());
+    let vga = notice(&c, "stdvga", NoticeKind::NoEffect);
+    assert!(
+        vga.len() == 1 && vga[0].message.contains("standard VGA"),
+        "{vga:?}"
     );
 }
 

@@ -73,6 +73,8 @@ pub struct DomainRecord {
     pub started: u64,
     /// Pty paths of the serial ports that have one, by port index.
     pub ptys: BTreeMap<usize, PathBuf>,
+    /// The VNC server's address (`host:port`), when it has one.
+    pub vnc: Option<String>,
 }
 
 impl DomainRecord {
@@ -83,6 +85,9 @@ impl DomainRecord {
         );
         for (port, path) in &self.ptys {
             s.push_str(&format!("serial{port}={}\n", path.display()));
+        }
+        if let Some(vnc) = &self.vnc {
+            s.push_str(&format!("vnc={vnc}\n"));
         }
         s
     }
@@ -96,6 +101,7 @@ impl DomainRecord {
             vcpus: 0,
             started: 0,
             ptys: BTreeMap::new(),
+            vnc: None,
         };
         for line in text.lines() {
             let (key, value) = line.split_once('=')?;
@@ -105,6 +111,7 @@ impl DomainRecord {
                 "memory" => rec.memory_mib = value.parse().ok()?,
                 "vcpus" => rec.vcpus = value.parse().ok()?,
                 "started" => rec.started = value.parse().ok()?,
+                "vnc" => rec.vnc = Some(value.to_string()),
                 k if k.starts_with("serial") => {
                     let port = k["serial".len()..].parse().ok()?;
                     rec.ptys.insert(port, PathBuf::from(value));
@@ -316,6 +323,7 @@ mod tests {
             vcpus: 1,
             started: 1,
             ptys: BTreeMap::from([(0, PathBuf::from("/dev/pts/7"))]),
+            vnc: Some("127.0.0.1:5901".into()),
         }
     }
 
