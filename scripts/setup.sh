@@ -10,7 +10,8 @@ packages=(
   grub-pc-bin grub-common xorriso mtools   # test guests: GRUB ISOs made with grub-mkrescue
   e2fsprogs fdisk    # test disk images with known content
   qemu-utils         # qemu-img/qemu-io: qcow2 test images
-  python3 hyperfine
+  python3 python3-pip hyperfine
+  gvncviewer         # gvnccapture: a real VNC client takes the display tests' screenshots
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -21,6 +22,11 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# vncdotool (PyPI): a real VNC client that types into the display tests' guests.
+if ! command -v vncdotool >/dev/null 2>&1; then
+  python3 -m pip install --quiet vncdotool || python3 -m pip install --quiet --break-system-packages vncdotool
 fi
 
 cargo build --workspace --all-targets

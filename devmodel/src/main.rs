@@ -108,6 +108,14 @@ enum Command {
         /// Domain name or id.
         domain: String,
     },
+    /// Show a domain's screen: start vncviewer on its VNC server, or print host:display (like `xl vncviewer`).
+    Vncviewer {
+        /// Only print the address vncviewer takes.
+        #[arg(long)]
+        print: bool,
+        /// Domain name or id.
+        domain: String,
+    },
     /// Change the medium in a CD-ROM drive (like `xm block-configure`); an empty PATH ejects.
     BlockConfigure {
         /// Domain name or id.
@@ -173,6 +181,7 @@ fn main() -> ExitCode {
             device,
             path,
         } => verb_status(verbs::block_configure(&domain, &device, &path)),
+        Command::Vncviewer { print, domain } => verb_status(verbs::vncviewer(&domain, print)),
         Command::Check { config } => match load(&config) {
             Ok(cfg) => {
                 print!("{}", cfg.describe());

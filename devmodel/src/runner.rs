@@ -44,6 +44,9 @@ pub enum RunError {
     /// The control socket could not be set up.
     #[error(transparent)]
     Control(#[from] ControlError),
+    /// The VNC server could not start.
+    #[error(transparent)]
+    Frontend(#[from] crate::frontends::FrontendError),
     /// An OS resource (eventfd, timerfd, epoll, thread) could not be had.
     #[error("{what}: {source}")]
     Os {
@@ -198,6 +201,32 @@ pub fn run(config: &Config, options: &MachineOptions, io: RunIo) -> Result<Outco
     }
     vm.map_ram(&platform.mem)?;
     vm.map_rom(platform.bios.rom_base(), platform.bios.bytes())?;
+
+    // The VNC server listens before the first instruction runs, so a viewer sees the firmware from its start.
+    let _vnc = match &config.display.vnc {
+        Some(vnc) => {
+            let input = platform.i8042.clone();
+            let server = crate::frontends::start_vnc(
+                vnc,
+                &config.display.keymap,
+                record.id,
+                platform.display.clone(),
+                input.clone(),
+                input,
+            )?;
+            let addr = server.local_addr();
+            let target = crate::frontends::viewer_target(addr);
+            println!("VNC server listening on {addr} (vncviewer {target})");
+            log::info!("VNC server listening on {addr}");
+            record.vnc = Some(addr.to_string());
+            registration.update(&record)?;
+            if vnc.viewer {
+                crate::frontends::spawn_viewer(&target);
+            }
+            Some(server)
+        }
+        None => None,
+    };
 
     let vcpus = vm.create_vcpus(config.vcpus as usize)?;
     let control = Arc::new(VcpuControl::new(vcpus.len()));

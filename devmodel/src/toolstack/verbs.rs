@@ -187,6 +187,40 @@ pub fn console(domain: &str, port: usize) -> Result<u8, VerbError> {
     Ok(0)
 }
 
+/// `vncviewer NAME|ID [--print]`: where the domain's VNC server listens (like `xl vncviewer`); starts a viewer on
+/// it unless `print_only` or no viewer is installed, in which case the address is printed.
+pub fn vncviewer(domain: &str, print_only: bool) -> Result<u8, VerbError> {
+    let rec: DomainRecord = registry()?.find(domain)?;
+    let Some(addr) = rec.vnc.as_deref() else {
+        return Err(VerbError::Other(format!(
+            "domain '{}' has no VNC server (set vnc=1 in its config)",
+            rec.name
+        )));
+    };
+    let target = addr
+        .parse()
+        .map(crate::frontends::viewer_target)
+        .unwrap_or_else(|_| addr.to_string());
+    let viewer = if print_only {
+        None
+    } else {
+        crate::frontends::find_viewer()
+    };
+    match viewer {
+        Some(viewer) => {
+            let status = std::process::Command::new(&viewer)
+                .arg(&target)
+                .status()
+                .map_err(|e| VerbError::Other(format!("cannot start {}: {e}", viewer.display())))?;
+            Ok(u8::from(!status.success()))
+        }
+        None => {
+            println!("{target}");
+            Ok(0)
+        }
+    }
+}
+
 /// `destroy`, `shutdown [-w]`, `reboot`, `pause`, `unpause` by name or id.
 pub fn control_verb(domain: &str, command: Command, wait: bool) -> Result<u8, VerbError> {
     let reg = registry()?;

@@ -265,7 +265,27 @@ pub fn payload(seed: u64, len: usize) -> Vec<u8> {
 /// see anything on COM1). `extra_files` go into the ISO's root (`"dir/name"` makes subdirectories).
 /// Only [`GRUB_MODULES`] and what they depend on are installed on it.
 pub fn grub_iso(name: &str, grub_cfg: &str, extra_files: &[(&str, &[u8])]) -> PathBuf {
-    let k = key(&[b"grub_iso", grub_cfg.as_bytes(), &files_key(extra_files)]);
+    grub_iso_with_modules(name, grub_cfg, extra_files, GRUB_MODULES)
+}
+
+/// Like [`grub_iso`], with `modules` (and their dependencies) instead of [`GRUB_MODULES`].
+pub fn grub_iso_with_modules(
+    name: &str,
+    grub_cfg: &str,
+    extra_files: &[(&str, &[u8])],
+    modules: &[&str],
+) -> PathBuf {
+    let module_list = modules.join(" ");
+    let k = if modules == GRUB_MODULES {
+        key(&[b"grub_iso", grub_cfg.as_bytes(), &files_key(extra_files)])
+    } else {
+        key(&[
+            b"grub_iso",
+            grub_cfg.as_bytes(),
+            &files_key(extra_files),
+            module_list.as_bytes(),
+        ])
+    };
     cached(&format!("{}-{k}.iso", safe_name(name)), |out, scratch| {
         let root = scratch.join("iso");
         populate(&root, extra_files);
@@ -276,7 +296,7 @@ pub fn grub_iso(name: &str, grub_cfg: &str, extra_files: &[(&str, &[u8])]) -> Pa
             .arg("--locales=")
             .arg("--fonts=")
             .arg("--themes=")
-            .arg(format!("--install-modules={}", GRUB_MODULES.join(" ")))
+            .arg(format!("--install-modules={module_list}"))
             .arg("-o")
             .arg(out)
             .arg(&root)

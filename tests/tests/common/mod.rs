@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod images;
+pub mod screen;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
