@@ -1,5 +1,6 @@
 //! Legacy ISA platform devices every PC has at fixed ports: the MC146818 RTC/CMOS (0x70/0x71), System Control
-//! Port A (0x92), the firmware debug console (0x402) and the i8042 keyboard controller (0x60/0x64).
+//! Port A (0x92), the firmware debug console (0x402) and the i8042 keyboard controller (0x60/0x64) with its PS/2
+//! keyboard and mouse.
 //!
 //! SeaBIOS touches all of them during POST: it reads the time, memory size and boot order from CMOS, needs the
 //! RTC's periodic interrupt for INT 15h waits, reads 0x92 for the A20 state, switches its debug output off

@@ -1,5 +1,5 @@
-//! The i8042 keyboard controller at ports 0x60 (data) and 0x64 (status / command), with the command side of
-//! a PS/2 keyboard on its first port and an empty auxiliary (mouse) port.
+//! The i8042 keyboard controller at ports 0x60 (data) and 0x64 (status / command), with a PS/2 keyboard on its
+//! first port and a PS/2 wheel mouse on the auxiliary port.
 //!
 //! # Hardware behaviour
 //!
@@ -11,37 +11,55 @@
 //! - **Status** (0x64): bit 0 OBF (a byte waits at 0x60), 1 IBF (the controller is still busy with the last
 //!   write; never set here, writes are handled at once), 2 SYS (set by a passed self-test or by command byte
 //!   bit 2), 3 A2 (the last write was a command), 4 "keyboard not inhibited" (no key lock: always 1),
-//!   5 AUX (the waiting byte came from the aux port), 6 timeout, 7 parity error.
+//!   5 AUX (the waiting byte came from the aux port), 6 timeout and 7 parity error (never set: both devices
+//!   are always there and the line never fails).
 //! - **Command byte** (RAM byte 0, read with 0x20, written with 0x60): bit 0 keyboard interrupt (IRQ 1),
 //!   1 aux interrupt (IRQ 12), 2 SYS, 4 keyboard port disabled, 5 aux port disabled, 6 translation to set 1.
 //!   Commands 0x21-0x3F and 0x61-0x7F read and write the rest of the controller's 32 bytes of RAM.
 //! - **Commands**: 0xAA self-test (→ 0x55, sets SYS), 0xAB / 0xA9 keyboard / aux interface test (→ 0x00),
 //!   0xAD / 0xAE disable / enable the keyboard port, 0xA7 / 0xA8 the aux port, 0xD0 read the output port,
 //!   0xD1 write it (bit 0 low = CPU reset, bit 1 = A20), 0xD2 / 0xD3 put the next data byte in the output
-//!   buffer as if from the keyboard / aux port, 0xD4 send the next data byte to the aux device, 0xF0-0xFF
+//!   buffer as if from the keyboard / aux port, 0xD4 send the next data byte to the mouse, 0xF0-0xFF
 //!   pulse output-port bits 0-3 low for each 0 bit in the command (0xFE pulses bit 0: the reset line).
+//! - **Disabled ports**: a disabled port's clock line is held low, so its device keeps its bytes until the port
+//!   is enabled again. Sending a byte to a device enables its port, as the controller must release the clock to
+//!   transmit (data written to 0x60 re-enables the keyboard port, 0xD4 data the aux port).
+//! - **Translation**: with command byte bit 6 set, every byte from the keyboard passes through the 8042's
+//!   translation table on its way to the output buffer (set 2 → set 1), and an `F0` break prefix is swallowed,
+//!   setting bit 7 of the byte after it; see [`scancodes`]. Replies are translated too: the scan-set number 2
+//!   reads 0x41 and the identify bytes AB 83 read AB 41, which is how drivers recognise a translating controller.
+//!   Aux bytes and bytes from 0xD2 are never translated.
 //!
 //! # Model
 //!
-//! Replies of the controller itself wait in a small queue that has priority; each PS/2 port has its own
-//! bounded [`PortQueue`], emptied into the output buffer only while that port is enabled. Whenever the output
-//! buffer is empty it is refilled at once. IRQ 1 / IRQ 12 are driven as levels: high while the output buffer
-//! holds a keyboard / aux byte and the command byte enables that interrupt, low once 0x60 is read. On the
-//! 8042 these interrupt outputs are just OBF gated by the enable bits; the ISA PIC sees a rising edge for each
-//! byte because reading the byte drops the line before the next one raises it.
+//! Replies of the controller itself wait in a small queue that has priority; each PS/2 device has its own
+//! bounded [`PortQueue`], emptied into the output buffer only while that port is enabled, keyboard before mouse.
+//! Whenever the output buffer is empty it is refilled at once, translating keyboard bytes with the command byte
+//! of that moment. IRQ 1 / IRQ 12 are driven as levels: high while the output buffer holds a keyboard / aux
+//! byte and the command byte enables that interrupt, low once 0x60 is read. On the 8042 these interrupt outputs
+//! are just OBF gated by the enable bits; the ISA PIC sees a rising edge for each byte because reading the byte
+//! drops the line before the next one raises it.
 //!
-//! No mouse is attached yet. Bytes sent to the aux device (0xD4) are answered as a real controller answers
-//! when no device clocks them out: 0xFE from the aux port with the timeout bit set. That tells a driver
-//! immediately that nothing is there (Linux sees a timeout NAK, SeaBIOS a NAK), where silence would make it
-//! wait for its own timeouts; the aux port itself exists, so the 0xA9 test passes, as on every PS/2 chipset.
+//! The keyboard ([`keyboard`]) and the mouse ([`mouse`]) document their protocols. Display front-ends feed
+//! them through [`KeyboardInput`] and [`PointerInput`], implemented by [`I8042`]: keys as set-1 scancodes, the
+//! pointer as relative motion (there is no absolute device here, so [`PointerInput::absolute`] returns false).
+//! Those calls come from the front-ends' threads; they take the state lock like a port access does and drive
+//! the IRQ lines after dropping it.
 //!
 //! A20 written through 0xD1 is stored and reported but not enforced (KVM keeps A20 on), as for port 0x92.
 
-mod keyboard;
+pub mod keyboard;
+pub mod mouse;
+pub mod scancodes;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_keyboard;
+#[cfg(test)]
+mod tests_mouse;
 
 pub use keyboard::{PortQueue, Ps2Keyboard, QUEUE_MAX};
+pub use mouse::Ps2Mouse;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -49,6 +67,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use crate::bus::BusDevice;
+use crate::display::{Buttons, KeyboardInput, PointerInput};
 use crate::irq::IrqLine;
 use crate::system::{SystemEvents, SystemRequest};
 
@@ -66,7 +85,7 @@ pub const STATUS_A2: u8 = 0x08;
 pub const STATUS_UNLOCKED: u8 = 0x10;
 /// Status: the byte in the output buffer is from the aux port.
 pub const STATUS_AUX: u8 = 0x20;
-/// Status: timeout on the serial line.
+/// Status: timeout on the serial line (never set: both devices always answer).
 pub const STATUS_TIMEOUT: u8 = 0x40;
 
 /// Command byte: keyboard interrupt (IRQ 1) enable.
@@ -97,6 +116,8 @@ pub const OUT_DEFAULT: u8 = 0xcf;
 pub const CMD_DEFAULT: u8 = CMD_KBD_INT | CMD_AUX_INT;
 /// Controller replies queued at most (a reply is one byte per command, so this never fills in practice).
 const CTRL_QUEUE_MAX: usize = 16;
+/// The keyboard's break prefix, which translation folds into the next byte.
+const BREAK_PREFIX: u8 = 0xf0;
 
 /// One byte for the output buffer, with where it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,8 +126,6 @@ pub struct OutByte {
     pub byte: u8,
     /// From the aux port (status bit 5, IRQ 12) rather than the keyboard side (IRQ 1).
     pub aux: bool,
-    /// Delivered with the timeout status bit (a byte for an absent device).
-    pub timeout: bool,
 }
 
 /// The controller's state, for save and restore.
@@ -128,12 +147,16 @@ pub struct I8042State {
     last_out: u8,
     /// Replies of the controller itself; they go before device bytes.
     ctrl: VecDeque<OutByte>,
-    /// Bytes from the keyboard.
+    /// Translation swallowed an `F0`: the next keyboard byte is a break code.
+    xlate_break: bool,
+    /// Bytes from the keyboard, untranslated.
     kbd_queue: PortQueue,
-    /// Bytes from the aux device.
+    /// Bytes from the mouse.
     aux_queue: PortQueue,
     /// The keyboard on the first port.
     keyboard: Ps2Keyboard,
+    /// The mouse on the aux port.
+    mouse: Ps2Mouse,
 }
 
 impl Default for I8042State {
@@ -149,9 +172,11 @@ impl Default for I8042State {
             out: None,
             last_out: 0,
             ctrl: VecDeque::new(),
+            xlate_break: false,
             kbd_queue: PortQueue::default(),
             aux_queue: PortQueue::default(),
             keyboard: Ps2Keyboard::default(),
+            mouse: Ps2Mouse::default(),
         }
     }
 }
@@ -161,9 +186,29 @@ impl I8042State {
         self.ram[0]
     }
 
-    fn reply(&mut self, byte: u8, aux: bool, timeout: bool) {
+    fn reply(&mut self, byte: u8, aux: bool) {
         if self.ctrl.len() < CTRL_QUEUE_MAX {
-            self.ctrl.push_back(OutByte { byte, aux, timeout });
+            self.ctrl.push_back(OutByte { byte, aux });
+        }
+    }
+
+    /// The next keyboard byte as the CPU sees it: through the translation table when command byte bit 6 is set.
+    fn next_keyboard_byte(&mut self) -> Option<u8> {
+        if self.command_byte() & CMD_TRANSLATE == 0 {
+            return self.kbd_queue.pop();
+        }
+        loop {
+            let byte = self.kbd_queue.pop()?;
+            if byte == BREAK_PREFIX {
+                self.xlate_break = true;
+                continue;
+            }
+            let release = if std::mem::take(&mut self.xlate_break) {
+                0x80
+            } else {
+                0
+            };
+            return Some(scancodes::translate(byte) | release);
         }
     }
 
@@ -173,27 +218,24 @@ impl I8042State {
         if self.out.is_some() {
             return;
         }
+        if let Some(reply) = self.ctrl.pop_front() {
+            self.out = Some(reply);
+            return;
+        }
         let cmd = self.command_byte();
-        self.out = self.ctrl.pop_front().or_else(|| {
-            let kbd = (cmd & CMD_KBD_DISABLE == 0)
-                .then(|| self.kbd_queue.pop())
-                .flatten()
-                .map(|byte| OutByte {
-                    byte,
-                    aux: false,
-                    timeout: false,
-                });
-            kbd.or_else(|| {
-                (cmd & CMD_AUX_DISABLE == 0)
-                    .then(|| self.aux_queue.pop())
-                    .flatten()
-                    .map(|byte| OutByte {
-                        byte,
-                        aux: true,
-                        timeout: false,
-                    })
-            })
-        });
+        if cmd & CMD_KBD_DISABLE == 0 {
+            if let Some(byte) = self.next_keyboard_byte() {
+                self.out = Some(OutByte { byte, aux: false });
+                return;
+            }
+        }
+        if cmd & CMD_AUX_DISABLE == 0 {
+            // Motion held back while the buffer was full goes out now.
+            self.mouse.stream(&mut self.aux_queue);
+            if let Some(byte) = self.aux_queue.pop() {
+                self.out = Some(OutByte { byte, aux: true });
+            }
+        }
     }
 
     /// The status register.
@@ -203,9 +245,6 @@ impl I8042State {
             s |= STATUS_OBF;
             if out.aux {
                 s |= STATUS_AUX;
-            }
-            if out.timeout {
-                s |= STATUS_TIMEOUT;
             }
         }
         if self.sys {
@@ -257,14 +296,18 @@ impl I8042State {
                 reset = value & OUT_RESET == 0;
                 self.output_port = value | OUT_RESET;
             }
-            Some(0xd2) => self.reply(value, false, false),
-            Some(0xd3) => self.reply(value, true, false),
-            // 0xD4 (the only other pending command): to the aux device. None is attached, so the controller
-            // times out sending and reports it, see the module documentation.
-            Some(_) => self.reply(keyboard::RESEND, true, true),
+            Some(0xd2) => self.reply(value, false),
+            Some(0xd3) => self.reply(value, true),
+            // 0xD4 (the only other pending command): to the mouse, which needs its clock line released.
+            Some(_) => {
+                self.ram[0] &= !CMD_AUX_DISABLE;
+                self.mouse.write(value, &mut self.aux_queue);
+            }
             None => {
-                let translate = self.command_byte() & CMD_TRANSLATE != 0;
-                self.keyboard.write(value, translate, &mut self.kbd_queue);
+                self.ram[0] &= !CMD_KBD_DISABLE;
+                // The keyboard abandons whatever it was sending to listen to the host.
+                self.xlate_break = false;
+                self.keyboard.write(value, &mut self.kbd_queue);
             }
         }
         self.refill();
@@ -280,21 +323,21 @@ impl I8042State {
         match cmd {
             0x20..=0x3f => {
                 let v = self.ram[usize::from(cmd & 0x1f)];
-                self.reply(v, false, false);
+                self.reply(v, false);
             }
             0x60..=0x7f | 0xd1..=0xd4 => self.pending = Some(cmd),
             0xa7 => self.ram[0] |= CMD_AUX_DISABLE,
             0xa8 => self.ram[0] &= !CMD_AUX_DISABLE,
-            0xa9 | 0xab => self.reply(0x00, false, false),
+            0xa9 | 0xab => self.reply(0x00, false),
             0xaa => {
                 self.sys = true;
-                self.reply(0x55, false, false);
+                self.reply(0x55, false);
             }
             0xad => self.ram[0] |= CMD_KBD_DISABLE,
             0xae => self.ram[0] &= !CMD_KBD_DISABLE,
             0xd0 => {
                 let v = self.output_port();
-                self.reply(v, false, false);
+                self.reply(v, false);
             }
             // Pulse the output-port bits whose command bit is 0; bit 0 is the CPU reset line.
             0xf0..=0xff => reset = cmd & OUT_RESET == 0,
@@ -308,6 +351,19 @@ impl I8042State {
         }
         self.refill();
         reset
+    }
+
+    /// A key from a front-end (set-1 scancode, `0xE0nn` for extended keys).
+    pub fn key(&mut self, scancode: u16, down: bool) {
+        self.keyboard.key(scancode, down, &mut self.kbd_queue);
+        self.refill();
+    }
+
+    /// Relative pointer motion from a front-end (`dy` downwards, `dz` positive towards the user).
+    pub fn pointer(&mut self, dx: i32, dy: i32, dz: i32, buttons: Buttons) {
+        self.mouse.event(dx, dy, dz, buttons);
+        self.mouse.stream(&mut self.aux_queue);
+        self.refill();
     }
 
     /// Whether IRQ 1 is asserted.
@@ -332,18 +388,28 @@ impl I8042State {
         &self.keyboard
     }
 
+    /// The mouse on the aux port.
+    pub fn mouse(&self) -> &Ps2Mouse {
+        &self.mouse
+    }
+
     /// Checks a restored state for values a guest could not have produced.
     fn sanitise(&mut self) {
         if !matches!(self.pending, Some(0x60..=0x7f | 0xd1..=0xd4) | None) {
             self.pending = None;
         }
         self.ctrl.truncate(CTRL_QUEUE_MAX);
+        self.kbd_queue.sanitise();
+        self.aux_queue.sanitise();
+        self.keyboard.sanitise();
+        self.mouse.sanitise();
         self.refill();
     }
 }
 
 /// The i8042 with its IRQ lines and reset path. Put [`I8042::data_port`] at 0x60 and
-/// [`I8042::command_port`] at 0x64 (each length 1, max width 1).
+/// [`I8042::command_port`] at 0x64 (each length 1, max width 1); hand the same object to the display
+/// front-ends as their [`KeyboardInput`] and [`PointerInput`].
 pub struct I8042 {
     state: Mutex<I8042State>,
     irq1: LevelSync,
@@ -397,8 +463,8 @@ impl I8042 {
         })
     }
 
-    /// A platform reset: back to the power-on state (the controller and keyboard lose their settings; pending
-    /// bytes are dropped). Lowers both IRQs.
+    /// A platform reset: back to the power-on state (the controller, keyboard and mouse lose their settings;
+    /// pending bytes are dropped). Lowers both IRQs.
     pub fn reset(&self) {
         *self.lock() = I8042State::default();
         self.sync_irqs();
@@ -452,6 +518,29 @@ impl I8042 {
         if reset {
             self.system.request(SystemRequest::Reset);
         }
+    }
+}
+
+impl KeyboardInput for I8042 {
+    fn key(&self, scancode: u16, down: bool) {
+        self.lock().key(scancode, down);
+        self.sync_irqs();
+    }
+
+    fn leds(&self) -> u8 {
+        self.lock().keyboard.leds()
+    }
+}
+
+impl PointerInput for I8042 {
+    fn relative(&self, dx: i32, dy: i32, dz: i32, buttons: Buttons) {
+        self.lock().pointer(dx, dy, dz, buttons);
+        self.sync_irqs();
+    }
+
+    /// There is no absolute pointing device on the i8042.
+    fn absolute(&self, _x: u32, _y: u32, _width: u32, _height: u32, _buttons: Buttons) -> bool {
+        false
     }
 }
 
