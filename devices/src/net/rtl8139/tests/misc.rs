@@ -322,3 +322,14 @@ fn snapshot_restores_into_a_new_device() {
     assert_eq!(got.len(), 5);
     assert_eq!(got[4], frame_to_us(200, 4));
 }
+
+#[test]
+fn loopback_mode_receives_what_is_transmitted() {
+    let rig = Rig::new();
+    let mut too = linux_open(&rig, linux_probe(&rig));
+    rig.w32(TCR, rig.r32(TCR) | tcr::LOOPBACK);
+    let f = eth(MAC, MAC, 0x0800, &[0x77; 100]);
+    assert!(too.xmit(&rig, &f));
+    assert!(rig.net.take_sent().is_empty(), "nothing on the wire");
+    assert_eq!(too.interrupt(&rig), vec![f]);
+}

@@ -190,3 +190,25 @@ fn received_checksums_are_checked_when_rxchksum_is_on() {
     assert!(rig.net.deliver(&good));
     assert_eq!(cp.rx_poll(&rig)[0].1 & 0x3e000, 0);
 }
+
+#[test]
+fn a_ring_of_large_sends_is_sent_in_batches_in_order() {
+    let rig = Rig::new();
+    let mut cp = cp_open(&rig, MAC, CPCMD);
+    let payload: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
+    // 30 large sends (two fragments each) of 40 segments: more than one transmit batch.
+    for n in 0..30u16 {
+        let f = tcp_frame(n * 100, u32::from(n) * 4000, 0x10, &payload);
+        cp.queue(&rig, &[&f[..2027], &f[2027..]], lgsend(100), 0);
+    }
+    rig.w8(crate::net::rtl8139::regs::TPPOLL, tppoll::NPQ);
+    let sent = rig.net.take_sent();
+    assert_eq!(sent.len(), 30 * 40);
+    assert!(sent.iter().map(Vec::len).sum::<usize>() > 128 << 10);
+    for (n, segs) in sent.chunks(40).enumerate() {
+        let f = tcp_frame(n as u16 * 100, n as u32 * 4000, 0x10, &payload);
+        check_segments(segs, &f, &payload, 100);
+    }
+    cp.tx_done(&rig);
+    assert_eq!((cp.tx_ok, cp.tx_err), (30, 0));
+}
