@@ -4,9 +4,10 @@
 //!
 //! - **PCI function** 10EC:8139 rev 0x20, class 0x020000, subsystem 1AF4:1100 (as QEMU), BAR0 = 256
 //!   bytes of I/O ports and BAR1 = the same 256 bytes of registers as memory, INTA#. Revision 0x20 makes
-//!   Linux bind `8139cp` (C+ mode); `8139too`, iPXE, SeaBIOS-era DOS and Windows drivers use C mode.
-//!   TCR carries the RTL8139C+ hardware version bits; `8139too` does not know them and treats the chip as
-//!   an RTL8139, which works because C mode is the common subset.
+//!   Linux bind `8139cp` (C+ mode; `8139too` declines revisions from 0x20 on); iPXE, DOS and Windows
+//!   drivers use C mode. TCR carries the RTL8139C+ hardware version bits; a C-mode driver that does not
+//!   know them (8139too's table lacks them) treats the chip as an RTL8139, which works because C mode is
+//!   the common subset.
 //! - **EEPROM** ([`eeprom`]): a 93C46 bit-banged through 9346CR, holding the MAC in words 7-9, loaded into
 //!   IDR0-5 at power-on and by the 9346CR auto-load command. 9346CR = 0xC0 unlocks CONFIG0-4 and BMCR's
 //!   speed/duplex bits.
