@@ -11,6 +11,7 @@
 //! back-end's descriptor is readable. Neither side holds its own lock while calling the other.
 
 pub mod ne2k;
+pub mod rtl8139;
 pub mod testing;
 
 use std::sync::Weak;
