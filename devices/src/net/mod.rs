@@ -10,6 +10,7 @@
 //! `send` runs on a vCPU thread (the guest's transmit command); `receive` runs on the event thread when the
 //! back-end's descriptor is readable. Neither side holds its own lock while calling the other.
 
+pub mod tap;
 pub mod testing;
 
 use std::sync::Weak;
