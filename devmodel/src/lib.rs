@@ -6,5 +6,6 @@ pub mod event_loop;
 pub mod harness;
 pub mod kvm;
 pub mod machine;
+pub mod net_host;
 pub mod runner;
 pub mod toolstack;
