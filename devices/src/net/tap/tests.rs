@@ -426,3 +426,46 @@ fn frames_from_a_deleted_interface_stop_without_spinning() {
         assert!(!tap.link_up());
     });
 }
+
+#[test]
+fn two_taps_on_one_bridge_lease_and_ping_each_other() {
+    netns::with_lab(|lab| {
+        let (a, sub_a) = TapBackend::open("tap8.0").unwrap();
+        let (b, sub_b) = TapBackend::open("tap9.0").unwrap();
+        for tap in [&a, &b] {
+            tap.add_to_bridge(lab.bridge()).unwrap();
+            tap.set_link(true).unwrap();
+        }
+        let _loop_a = LoopThread::start(sub_a);
+        let _loop_b = LoopThread::start(sub_b);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let done = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut driver = BackendDriver::new(b.clone());
+                let mut host = TestHost::new([0x00, 0x16, 0x3e, 0x00, 0x00, 0x0b]);
+                let lease = host.dhcp(&mut driver, TIMEOUT).unwrap();
+                tx.send(lease.ip).unwrap();
+                // Answer ARP and pings until the other side is done (or has given up).
+                let until = Instant::now() + 3 * TIMEOUT;
+                while !done.load(Ordering::SeqCst) && Instant::now() < until {
+                    host.serve(&mut driver, Duration::from_millis(20));
+                }
+                assert!(host.stats.echo_answered >= 3, "{:?}", host.stats);
+            });
+            let mut driver = BackendDriver::new(a.clone());
+            let mut host = TestHost::new([0x00, 0x16, 0x3e, 0x00, 0x00, 0x0a]);
+            let lease = host.dhcp(&mut driver, TIMEOUT).unwrap();
+            let peer = rx.recv_timeout(TIMEOUT).unwrap();
+            assert_ne!(lease.ip, peer);
+            for i in 0..3u8 {
+                host.ping(&mut driver, peer, &[i; 100], TIMEOUT).unwrap();
+            }
+            assert_eq!(
+                host.neighbour(peer),
+                Some([0x00, 0x16, 0x3e, 0x00, 0x00, 0x0b])
+            );
+            done.store(true, Ordering::SeqCst);
+        });
+    });
+}
