@@ -10,6 +10,7 @@ packages=(
   grub-pc-bin grub-common xorriso mtools   # test guests: GRUB ISOs made with grub-mkrescue
   e2fsprogs fdisk    # test disk images with known content
   qemu-utils         # qemu-img/qemu-io: qcow2 test images
+  iproute2 dnsmasq-base   # network tests: bridges in private namespaces, a real DHCP server (run only there)
   python3 python3-pip hyperfine
   gvncviewer         # gvnccapture: a real VNC client takes the display tests' screenshots
 )

@@ -7,5 +7,6 @@ pub mod frontends;
 pub mod harness;
 pub mod kvm;
 pub mod machine;
+pub mod net_host;
 pub mod runner;
 pub mod toolstack;

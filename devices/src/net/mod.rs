@@ -12,6 +12,7 @@
 
 pub mod ne2k;
 pub mod rtl8139;
+pub mod tap;
 pub mod testing;
 
 use std::sync::Weak;
