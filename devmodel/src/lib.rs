@@ -2,6 +2,7 @@
 //! `main.rs` is only the command line around it.
 
 pub mod config;
+pub mod cpuid;
 pub mod event_loop;
 pub mod harness;
 pub mod kvm;
