@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod cpuid;
+pub mod direct_boot;
 pub mod event_loop;
 pub mod harness;
 pub mod kvm;
