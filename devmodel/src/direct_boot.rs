@@ -50,9 +50,11 @@ impl DirectBoot {
             "direct kernel boot: {} ({}){}, command line '{cmdline}'",
             path.display(),
             kernel.format().describe(),
-            kernel.initrd_range().map_or(String::new(), |(addr, len)| format!(
-                ", initrd of {len} bytes at {addr:#x}"
-            )),
+            kernel
+                .initrd_range()
+                .map_or(String::new(), |(addr, len)| format!(
+                    ", initrd of {len} bytes at {addr:#x}"
+                )),
         );
         Ok(Some(DirectBoot { kernel }))
     }

@@ -146,9 +146,15 @@ mod tests {
         let e = BootEntry::new(EntryMode::Protected32, 0x100_0040, 0x6000);
         let s = entry_sregs(&kvm_sregs::default(), &e);
         assert_eq!((s.cr0, s.cr3, s.cr4, s.efer), (0x11, 0, 0, 0));
-        assert_eq!((s.cs.selector, s.cs.db, s.cs.l, s.cs.limit), (0x10, 1, 0, 0xffff_ffff));
+        assert_eq!(
+            (s.cs.selector, s.cs.db, s.cs.l, s.cs.limit),
+            (0x10, 1, 0, 0xffff_ffff)
+        );
         assert_eq!((s.ss.selector, s.ss.type_, s.ss.present), (0x18, 3, 1));
-        assert_eq!((s.tr.selector, s.tr.type_, s.tr.s, s.tr.limit), (0x20, 0xb, 0, 0x67));
+        assert_eq!(
+            (s.tr.selector, s.tr.type_, s.tr.s, s.tr.limit),
+            (0x20, 0xb, 0, 0x67)
+        );
         assert_eq!((s.gdt.base, s.gdt.limit), (0x500, 39));
         let r = entry_regs(&e);
         assert_eq!((r.rip, r.rbx, r.rsi, r.rflags), (0x100_0040, 0x6000, 0, 2));

@@ -92,8 +92,8 @@ impl Vcpu {
         self.fd.set_mp_state(p.mp_state)?;
         self.fd.set_vcpu_events(&p.events)?;
         if !p.msrs.is_empty() {
-            let msrs = Msrs::from_entries(&p.msrs)
-                .map_err(|_| kvm_ioctls::Error::new(libc::E2BIG))?;
+            let msrs =
+                Msrs::from_entries(&p.msrs).map_err(|_| kvm_ioctls::Error::new(libc::E2BIG))?;
             let written = self.fd.set_msrs(&msrs)?;
             if written != p.msrs.len() {
                 // KVM stops at the first MSR it refuses.
