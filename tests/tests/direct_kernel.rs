@@ -95,7 +95,7 @@ fn debian_kernel_starts_through_pvh_with_the_configured_command_line_memory_and_
         .lines()
         .map(|l| l.split_once("] ").map_or(l, |(_, rest)| rest))
         .collect();
-    let has = |want: &str| lines.iter().any(|l| *l == want);
+    let has = |want: &str| lines.contains(&want);
 
     assert!(
         lines.iter().any(|l| l.starts_with("Linux version ")),
