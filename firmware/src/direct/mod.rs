@@ -358,12 +358,15 @@ impl DirectKernel {
             Some(GuestAddress(LOW_MEMORY_END)),
         )
         .map_err(loader_error)?;
-        let mut params = boot_params::default();
-        params.hdr = loaded.setup_header.ok_or_else(|| DirectBootError {
+        let hdr = loaded.setup_header.ok_or_else(|| DirectBootError {
             key: "kernel",
             found: "a bzImage whose setup header the loader did not return".into(),
             expected: "a Linux bzImage".into(),
         })?;
+        let mut params = boot_params {
+            hdr,
+            ..Default::default()
+        };
         params.hdr.type_of_loader = LOADER_TYPE_UNDEFINED;
         params.hdr.cmd_line_ptr = CMDLINE_ADDR as u32;
         params.ext_cmd_line_ptr = 0;
