@@ -23,6 +23,8 @@ use common::debian_kernel;
 use common::{devmodel_bin, kvm_available, Guest, TempDir};
 
 const MEMORY_MIB: u64 = 128;
+/// Two vCPUs: the MP table lists both; the second waits for INIT/SIPI (the test ends before SMP bring-up).
+const VCPUS: u32 = 2;
 const EXTRA: &str = "console=ttyS0 earlyprintk=serial noxsave";
 /// How long the early messages may take (about a minute here, instantly on hardware virtualization).
 const EARLY_MESSAGES: Duration = Duration::from_secs(300);
@@ -30,7 +32,7 @@ const EARLY_MESSAGES: Duration = Duration::from_secs(300);
 /// The seeds' style of config as an HVM guest.
 fn config(name: &str, kernel: &Path, ramdisk: &Path, disk: &Path, serial: &Path) -> String {
     format!(
-        "builder = 'hvm'\nname = '{name}'\nmemory = {MEMORY_MIB}\nvcpus = 1\n\
+        "builder = 'hvm'\nname = '{name}'\nmemory = {MEMORY_MIB}\nvcpus = {VCPUS}\n\
          kernel = '{}'\nramdisk = '{}'\nroot = '/dev/hda1 ro'\nextra = '{EXTRA}'\n\
          disk = ['file:{},hda,w']\nboot = 'c'\n\
          cpuid = 'host,cx16=0,xsave=0'\nserial = 'file:{}'\nnographic = 1\nvnc = 0\n\
@@ -69,7 +71,7 @@ fn debian_kernel_starts_through_pvh_with_the_configured_command_line_memory_and_
     let started = Instant::now();
     let mut guest = Guest::start("direct", &cfg, &[]);
     // The early messages end with the initrd's reservation and the MP table's contents.
-    let done = |text: &str| text.contains("RAMDISK: [mem") && text.contains("Processors: 1");
+    let done = |text: &str| text.contains("RAMDISK: [mem") && text.contains("Processors: ");
     loop {
         let text = serial_text(&serial);
         if done(&text) {
@@ -132,12 +134,15 @@ fn debian_kernel_starts_through_pvh_with_the_configured_command_line_memory_and_
         has(&format!("RAMDISK: [mem {start:#010x}-{end:#010x}]")),
         "expected the initrd at {start:#x}\n{text}"
     );
-    // The MP table: our OEM id, one CPU, KVM's IOAPIC.
+    // The MP table: our OEM id, both CPUs, KVM's IOAPIC (id = the CPU count, as SeaBIOS numbers it).
     assert!(has("MPTABLE: OEM ID: DEVMODEL"), "{text}");
+    assert!(has("Processor #0 (Bootup-CPU)"), "{text}");
+    assert!(has("Processor #1"), "{text}");
+    assert!(has(&format!("Processors: {VCPUS}")), "{text}");
     assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("IOAPIC[0]: apic_id 1, version 17, address 0xfec00000")),
+        lines.iter().any(|l| l.starts_with(&format!(
+            "IOAPIC[0]: apic_id {VCPUS}, version 17, address 0xfec00000"
+        ))),
         "{text}"
     );
     // `boot` means nothing to a direct boot, and says so.
