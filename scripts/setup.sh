@@ -13,15 +13,20 @@ packages=(
   iproute2 dnsmasq-base   # network tests: bridges in private namespaces, a real DHCP server (run only there)
   python3 python3-pip hyperfine
   gvncviewer         # gvnccapture: a real VNC client takes the display tests' screenshots
+  xz-utils zstd gzip dpkg tar  # direct-boot test: Debian's kernel .deb unpacked and its bzImage payload decompressed
 )
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if ((${#missing[@]})); then
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+sudo_cmd=""
+[ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+# The direct-boot test downloads Debian's kernel package (apt-get download linux-image-<version>-amd64, which
+# linux-image-amd64 names) into target/test-images itself; that needs the package lists.
+if ((${#missing[@]})) || ! apt-cache show linux-image-amd64 >/dev/null 2>&1; then
   $sudo_cmd apt-get update -qq
+fi
+if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 

@@ -2,6 +2,8 @@
 //! `main.rs` is only the command line around it.
 
 pub mod config;
+pub mod cpuid;
+pub mod direct_boot;
 pub mod event_loop;
 pub mod frontends;
 pub mod harness;

@@ -54,6 +54,8 @@ use firmware::hvmloader::{FirmwareConfig, HvmloaderError};
 use firmware::seabios::{BiosImage, FirmwareFileError};
 
 use crate::config::{Config, Disk, ImageFormat, Media};
+use crate::direct_boot::DirectBoot;
+use firmware::direct::BootEntry;
 
 /// Why the machine could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +105,9 @@ pub enum MachineError {
     /// The config asks for firmware this build cannot load.
     #[error("{0}")]
     Unsupported(String),
+    /// A direct boot's kernel or initrd cannot be loaded.
+    #[error(transparent)]
+    DirectBoot(#[from] firmware::direct::DirectBootError),
 }
 
 /// Options that come from the command line rather than the config file.
@@ -166,6 +171,10 @@ pub struct Platform {
     pub display: Arc<DisplayHub>,
     /// The PS/2 controller, whose keyboard and mouse take the front-ends' input.
     pub i8042: Arc<I8042>,
+    /// Direct kernel boot: the kernel loaded at power-on and every reset in place of the BIOS low copy.
+    pub direct: Option<DirectBoot>,
+    /// The boot vCPU's entry state of a direct boot (the runner gives it to vCPU 0).
+    pub boot_entry: Option<BootEntry>,
     resets: Vec<ResetFn>,
 }
 
@@ -177,6 +186,7 @@ impl Platform {
         env: PlatformEnv,
     ) -> Result<Platform, MachineError> {
         let bios = BiosImage::load(options.bios.as_deref())?;
+        let direct = DirectBoot::prepare(config)?;
         let drives = open_drives(config)?;
         let mut fw_config =
             FirmwareConfig::new(config.memory_mib, config.vcpus, config.boot_order.clone());
@@ -326,7 +336,7 @@ impl Platform {
         )?;
         resets.push(Box::new(move || fw_cfg.lock().reset()));
 
-        let platform = Platform {
+        let mut platform = Platform {
             pio,
             mmio,
             mem,
@@ -339,10 +349,24 @@ impl Platform {
             vga,
             display,
             i8042,
+            direct,
+            boot_entry: None,
             resets,
         };
-        platform.copy_bios_low();
+        platform.boot_entry = platform.load_boot()?;
         Ok(platform)
+    }
+
+    /// Puts what the boot CPU starts in into RAM: the BIOS's low copy, or a direct boot's kernel and boot data
+    /// (then returning its entry state).
+    fn load_boot(&self) -> Result<Option<BootEntry>, MachineError> {
+        match &self.direct {
+            None => {
+                self.copy_bios_low();
+                Ok(None)
+            }
+            Some(direct) => Ok(Some(direct.load(&self.mem, &self.pio)?)),
+        }
     }
 
     /// Copies the top of the BIOS image below 1 MiB, as the chipset's shadow RAM holds it after power-on.
@@ -385,12 +409,14 @@ impl Platform {
     }
 
     /// A platform reset: every device back to its power-on state and a fresh copy of the BIOS in low RAM
-    /// (SeaBIOS's F-segment may have been changed by the last boot).
+    /// (SeaBIOS's F-segment may have been changed by the last boot), or the direct boot's kernel loaded again.
     pub fn reset(&self) {
         for reset in &self.resets {
             reset();
         }
-        self.copy_bios_low();
+        if let Err(e) = self.load_boot() {
+            log::error!("reloading the boot code after a reset: {e}");
+        }
     }
 }
 

@@ -185,6 +185,12 @@ fn main() -> ExitCode {
         Command::Check { config } => match load(&config) {
             Ok(cfg) => {
                 print!("{}", cfg.describe());
+                // What the vCPUs' CPUID will say: KVM's supported set with the `cpuid` policy on top.
+                print!(
+                    "{}",
+                    cfg.cpuid
+                        .report(devmodel::kvm::supported_cpuid().as_deref())
+                );
                 ExitCode::SUCCESS
             }
             Err(code) => code,

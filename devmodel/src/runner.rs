@@ -228,7 +228,12 @@ pub fn run(config: &Config, options: &MachineOptions, io: RunIo) -> Result<Outco
         None => None,
     };
 
-    let vcpus = vm.create_vcpus(config.vcpus as usize)?;
+    let mut vcpus = vm.create_vcpus(config.vcpus as usize, &config.cpuid)?;
+    // Direct kernel boot: the boot vCPU enters the kernel (now and after every reset); the others wait for
+    // INIT/SIPI from it as they would under firmware.
+    if let (Some(entry), Some(boot_cpu)) = (&platform.boot_entry, vcpus.first_mut()) {
+        boot_cpu.set_boot_entry(entry)?;
+    }
     let control = Arc::new(VcpuControl::new(vcpus.len()));
     {
         let control = control.clone();

@@ -94,7 +94,11 @@ fn real_mode_rom_runs_port_io_and_string_io() {
     pio.insert(0x403, 1, 1, Arc::new(Done(control.clone(), done.clone())))
         .unwrap();
 
-    let vcpu = vm.create_vcpus(1).unwrap().pop().unwrap();
+    let vcpu = vm
+        .create_vcpus(1, &Default::default())
+        .unwrap()
+        .pop()
+        .unwrap();
     let system = Arc::new(RecordingSystem::new());
     let (p, m, c, s) = (pio.clone(), mmio.clone(), control.clone(), system.clone());
     let thread = std::thread::spawn(move || vcpu.run(p, m, c, s));

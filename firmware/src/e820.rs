@@ -71,6 +71,38 @@ pub fn e820_table(layout: &MemoryLayout) -> Vec<E820Entry> {
     table
 }
 
+/// Start of the EBDA a BIOS reserves at the top of conventional memory.
+pub const EBDA_START: u64 = 0x9_FC00;
+/// End of the first MiB (EBDA, VGA window, option ROMs and BIOS below it).
+pub const LOW_MEMORY_END: u64 = 0x10_0000;
+
+/// The map a directly booted kernel gets: what SeaBIOS would hand on for `layout`, that is [`e820_table`]
+/// with the EBDA, the VGA window, the option-ROM area and the BIOS (0x9FC00-0xFFFFF) reserved. The MP table
+/// lives in that reserved range.
+pub fn direct_boot_table(layout: &MemoryLayout) -> Vec<E820Entry> {
+    let mut table = vec![
+        E820Entry {
+            addr: 0,
+            len: EBDA_START,
+            kind: E820Type::Ram,
+        },
+        E820Entry {
+            addr: EBDA_START,
+            len: LOW_MEMORY_END - EBDA_START,
+            kind: E820Type::Reserved,
+        },
+    ];
+    if layout.below_4g > LOW_MEMORY_END {
+        table.push(E820Entry {
+            addr: LOW_MEMORY_END,
+            len: layout.below_4g - LOW_MEMORY_END,
+            kind: E820Type::Ram,
+        });
+    }
+    table.extend(e820_table(layout).into_iter().skip(1));
+    table
+}
+
 /// The `etc/e820` file contents.
 pub fn to_bytes(table: &[E820Entry]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(table.len() * ENTRY_LEN);
@@ -164,6 +196,22 @@ mod tests {
         assert_eq!(&bytes[40..48], &[0, 0, 0, 0, 1, 0, 0, 0]);
         assert_eq!(&bytes[48..56], &(0x1_2000_0000u64).to_le_bytes());
         assert_eq!(&bytes[56..60], &[1, 0, 0, 0]);
+    }
+
+    #[test]
+    fn direct_boot_map_reserves_the_bios_areas_below_1m() {
+        let text = render(&direct_boot_table(&MemoryLayout::new(4096).unwrap()));
+        assert_eq!(
+            text,
+            "0x0000000000000000-0x000000000009fbff RAM (639 KiB)\n\
+             0x000000000009fc00-0x00000000000fffff reserved (385 KiB)\n\
+             0x0000000000100000-0x00000000dfffffff RAM (3583 MiB)\n\
+             0x00000000feffc000-0x00000000feffffff reserved (16 KiB)\n\
+             0x0000000100000000-0x000000011fffffff RAM (512 MiB)\n"
+        );
+        let small = direct_boot_table(&MemoryLayout::new(128).unwrap());
+        assert_eq!(small.len(), 4);
+        assert_eq!(small[2].addr + small[2].len, 128 * MIB);
     }
 
     #[test]

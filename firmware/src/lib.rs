@@ -9,10 +9,12 @@
 //! * [`cmos`]: the platform CMOS bytes (memory size, CPUs, boot devices, floppy and disk parameters);
 //! * [`boot`]: Xen `boot` letters, CMOS boot codes and the `bootorder` device paths;
 //! * [`seabios`]: finding and validating the BIOS image and the VGA ROM on the host;
+//! * [`direct`]: direct kernel boot (PVH vmlinux or bzImage) with its boot data and MP table;
 //! * [`hvmloader`]: one call that fills a [`devices::fw_cfg::FwCfg`] and returns the CMOS bytes.
 
 pub mod boot;
 pub mod cmos;
+pub mod direct;
 pub mod e820;
 pub mod hvmloader;
 pub mod layout;

@@ -76,6 +76,10 @@ pub(crate) const KEYS: &[Key] = &[
         "extra",
         "extra kernel command-line arguments (direct kernel boot)",
     ),
+    typed(
+        "cmdline",
+        "the whole kernel command line (xl; replaces root and extra)",
+    ),
     typed("device_model", "path of the device-model binary qemu-dm"),
     typed("memory", "guest RAM in MiB (default 128)"),
     typed(

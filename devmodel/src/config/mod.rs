@@ -44,6 +44,8 @@ mod vif;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_direct;
+#[cfg(test)]
 mod tests_examples;
 
 use std::collections::BTreeMap;

@@ -37,8 +37,8 @@ pub struct Config {
     pub cpus: Option<String>,
     /// `cpu`: host CPU for vCPU 0.
     pub cpu: Option<i64>,
-    /// `cpuid`: CPUID override strings as written.
-    pub cpuid: Vec<String>,
+    /// `cpuid`: features hidden from (or forced on for) every vCPU, in libxl's string or xend's list form.
+    pub cpuid: crate::cpuid::CpuidPolicy,
     /// `boot`: boot order (xm default `c`; xl used `cd`).
     pub boot_order: BootOrder,
     /// `disk`: IDE drives, in file order.
@@ -100,7 +100,7 @@ pub enum Boot {
         path: PathBuf,
         /// `ramdisk`, if any.
         ramdisk: Option<PathBuf>,
-        /// `root=<root> <extra>`, as xm built it.
+        /// `root=<root> <extra>`, as xm built it, or xl's `cmdline` when given.
         cmdline: String,
     },
 }

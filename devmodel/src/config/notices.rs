@@ -111,7 +111,7 @@ pub const BUILT: Built = Built {
     usb_disk: false,
     sound_cards: &[],
     floppy: false,
-    direct_kernel: false,
+    direct_kernel: true,
     network_boot: false,
     acpi_off: true,
     apic_off: false,
@@ -122,7 +122,7 @@ pub const BUILT: Built = Built {
     pci_passthrough: false,
     ballooning: false,
     cpu_affinity: false,
-    cpuid: false,
+    cpuid: true,
     vcpu_hotplug: false,
     rtc_offset: true,
     actions: &[
@@ -209,7 +209,10 @@ pub fn collect(cfg: &Config, built: &Built, path: &Path) -> Vec<Notice> {
             );
         }
     }
-    if set("boot") && cfg.boot_order.devices().contains(&BootDevice::Network) && !built.network_boot
+    if set("boot")
+        && matches!(cfg.boot, Boot::Firmware { .. })
+        && cfg.boot_order.devices().contains(&BootDevice::Network)
+        && !built.network_boot
     {
         push("boot", "network boot (n)".to_string());
     }

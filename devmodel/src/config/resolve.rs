@@ -129,7 +129,8 @@ pub(crate) fn resolve(
     let cpu = f
         .int_in("cpu", -1, 4095, "a host CPU number")?
         .filter(|c| *c >= 0);
-    let cpuid = f.strings("cpuid")?.unwrap_or_default();
+    let cpuid = crate::cpuid::CpuidPolicy::parse(&f.strings("cpuid")?.unwrap_or_default())
+        .map_err(|e| f.invalid("cpuid", e.found, e.expected))?;
     let boot_order = options::boot_order(&f.text("boot")?.unwrap_or_else(|| "c".to_string()))
         .map_err(|b| f.bad("boot", b))?;
 
@@ -285,8 +286,9 @@ fn boot_method(f: &Fields<'_>, note: &mut Note<'_>) -> Result<Boot, ConfigError>
     let root = f.text("root")?;
     let extra = f.text("extra")?;
     let ramdisk = f.text("ramdisk")?;
+    let whole = f.text("cmdline")?;
     if let Some(loader) = firmware {
-        for key in ["root", "extra", "ramdisk"] {
+        for key in ["root", "extra", "ramdisk", "cmdline"] {
             if f.text(key)?.is_some() {
                 note(
                     key,
@@ -298,6 +300,30 @@ fn boot_method(f: &Fields<'_>, note: &mut Note<'_>) -> Result<Boot, ConfigError>
         }
         return Ok(Boot::Firmware {
             loader: PathBuf::from(loader),
+        });
+    }
+    if f.given("boot") {
+        note(
+            "boot",
+            NoticeKind::NoEffect,
+            "a direct kernel boot starts the kernel, not a boot device".to_string(),
+        );
+    }
+    // xl: `cmdline` is the whole command line, and root/extra are then ignored with a warning.
+    if let Some(whole) = whole {
+        for key in ["root", "extra"] {
+            if f.given(key) {
+                note(
+                    key,
+                    NoticeKind::NoEffect,
+                    "ignored in favour of cmdline, as xl does".to_string(),
+                );
+            }
+        }
+        return Ok(Boot::Kernel {
+            path: PathBuf::from(kernel.unwrap_or_default()),
+            ramdisk: ramdisk.map(PathBuf::from),
+            cmdline: whole.trim().to_string(),
         });
     }
     let mut cmdline = Vec::new();

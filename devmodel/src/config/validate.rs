@@ -18,6 +18,9 @@ use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use firmware::direct::{DirectBootError, DirectKernel};
+use firmware::layout::MemoryLayout;
+
 use super::model::{Boot, Config, UsbDevice};
 use super::{ConfigError, Origin};
 
@@ -43,6 +46,19 @@ pub enum FileState {
 pub trait FileProbe: Send + Sync {
     /// The state of `path`.
     fn probe(&self, path: &Path) -> FileState;
+
+    /// Reads a direct-boot kernel and initrd and checks them, with the command line, against the guest's
+    /// memory (see [`firmware::direct::DirectKernel`]). Probes without real files accept everything.
+    fn check_kernel(
+        &self,
+        _kernel: &Path,
+        _ramdisk: Option<&Path>,
+        _cmdline: &str,
+        _memory_mib: u64,
+        _vcpus: u32,
+    ) -> Result<(), DirectBootError> {
+        Ok(())
+    }
 }
 
 /// The real file system.
@@ -67,6 +83,21 @@ impl FileProbe for HostFiles {
         } else {
             FileState::ReadOnly
         }
+    }
+
+    fn check_kernel(
+        &self,
+        kernel: &Path,
+        ramdisk: Option<&Path>,
+        cmdline: &str,
+        memory_mib: u64,
+        vcpus: u32,
+    ) -> Result<(), DirectBootError> {
+        // A memory size the layout refuses is reported by the machine; there is nothing to check against.
+        let Ok(layout) = MemoryLayout::new(memory_mib) else {
+            return Ok(());
+        };
+        DirectKernel::open(kernel, ramdisk, cmdline, layout, vcpus).map(|_| ())
     }
 }
 
@@ -230,13 +261,29 @@ pub(crate) fn check(cfg: &Config, path: &Path, host: &HostFacts) -> Result<(), C
         }
     }
     if let Boot::Kernel {
-        path: k, ramdisk, ..
+        path: k,
+        ramdisk,
+        cmdline,
     } = &cfg.boot
     {
         need_file(cfg, path, host, "kernel", k, false)?;
         if let Some(r) = ramdisk {
             need_file(cfg, path, host, "ramdisk", r, false)?;
         }
+        host.files
+            .check_kernel(k, ramdisk.as_deref(), cmdline, cfg.memory_mib, cfg.vcpus)
+            .map_err(|e| {
+                // A command-line problem belongs to whichever key built the line.
+                let key = if e.key == "extra" {
+                    ["cmdline", "extra", "root"]
+                        .into_iter()
+                        .find(|k| cfg.origins.contains_key(*k))
+                        .unwrap_or("extra")
+                } else {
+                    e.key
+                };
+                invalid(cfg, path, key, e.found, e.expected)
+            })?;
     }
     for d in &cfg.disks {
         if let Some(p) = &d.path {

@@ -4,6 +4,7 @@
 //! Everything guest-visible that is not a CPU lives in the `devices` crate; this module only connects those
 //! devices to KVM: I/O and MMIO exits are dispatched to the buses, and GSI levels go to `KVM_IRQ_LINE`.
 
+mod boot;
 mod control;
 mod vcpu;
 
@@ -21,6 +22,8 @@ use kvm_bindings::{
     KVM_MEM_READONLY, KVM_PIT_SPEAKER_DUMMY,
 };
 use kvm_ioctls::{Cap, Kvm, VmFd};
+
+use crate::cpuid::CpuidPolicy;
 
 /// Where QEMU puts KVM's identity-map page (and SeaBIOS expects it reserved): 0xFEFFC000, then the 3-page TSS.
 pub const IDENTITY_MAP_ADDR: u64 = 0xFEFF_C000;
@@ -239,8 +242,9 @@ impl KvmVm {
         Arc::new(KvmGsi(Arc::clone(&self.vm)))
     }
 
-    /// Creates `count` vCPUs with CPUID from KVM's supported set.
-    pub fn create_vcpus(&self, count: usize) -> Result<Vec<Vcpu>, KvmError> {
+    /// Creates `count` vCPUs with CPUID from KVM's supported set, each with its own APIC id, and the config's
+    /// `cpuid` policy applied on top.
+    pub fn create_vcpus(&self, count: usize, policy: &CpuidPolicy) -> Result<Vec<Vcpu>, KvmError> {
         let max = self.max_vcpus();
         if count == 0 || count > max {
             return Err(KvmError::TooManyVcpus { asked: count, max });
@@ -255,7 +259,7 @@ impl KvmVm {
                     .vm
                     .create_vcpu(id as u64)
                     .map_err(ioctl("KVM_CREATE_VCPU"))?;
-                let cpuid = vcpu_cpuid(&supported, id as u32, count as u32);
+                let cpuid = vcpu_cpuid(&supported, id as u32, count as u32, policy);
                 fd.set_cpuid2(&cpuid).map_err(ioctl("KVM_SET_CPUID2"))?;
                 Vcpu::new(fd, id)
             })
@@ -275,8 +279,26 @@ impl KvmVm {
     }
 }
 
-/// Adjusts KVM's supported CPUID for one vCPU: its APIC id and the logical processor count.
-fn vcpu_cpuid(supported: &CpuId, apic_id: u32, count: u32) -> CpuId {
+/// KVM's supported CPUID as plain leaves (for `devmodel check`); `None` without a usable `/dev/kvm`.
+pub fn supported_cpuid() -> Option<Vec<crate::cpuid::Leaf>> {
+    let kvm = Kvm::new().ok()?;
+    let table = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).ok()?;
+    Some(
+        table
+            .as_slice()
+            .iter()
+            .map(|e| crate::cpuid::Leaf {
+                function: e.function,
+                index: e.index,
+                regs: [e.eax, e.ebx, e.ecx, e.edx],
+            })
+            .collect(),
+    )
+}
+
+/// Adjusts KVM's supported CPUID for one vCPU: its APIC id, the logical processor count, then the config's
+/// policy (last, so that what the user hid stays hidden).
+fn vcpu_cpuid(supported: &CpuId, apic_id: u32, count: u32, policy: &CpuidPolicy) -> CpuId {
     let mut cpuid = supported.clone();
     for entry in cpuid.as_mut_slice() {
         match entry.function {
@@ -293,6 +315,9 @@ fn vcpu_cpuid(supported: &CpuId, apic_id: u32, count: u32) -> CpuId {
             }
             _ => {}
         }
+        let mut regs = [entry.eax, entry.ebx, entry.ecx, entry.edx];
+        policy.apply(entry.function, entry.index, &mut regs);
+        [entry.eax, entry.ebx, entry.ecx, entry.edx] = regs;
     }
     cpuid
 }

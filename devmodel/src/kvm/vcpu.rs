@@ -7,17 +7,19 @@ use std::sync::Arc;
 
 use devices::bus::Bus;
 use devices::system::{SystemEvents, SystemRequest};
+use firmware::direct::BootEntry;
 use kvm_bindings::{
-    kvm_fpu, kvm_lapic_state, kvm_mp_state, kvm_regs, kvm_run, kvm_sregs, kvm_vcpu_events,
-    KVM_EXIT_IO, KVM_EXIT_IO_IN, KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET,
-    KVM_SYSTEM_EVENT_SHUTDOWN,
+    kvm_fpu, kvm_lapic_state, kvm_mp_state, kvm_msr_entry, kvm_regs, kvm_run, kvm_sregs,
+    kvm_vcpu_events, Msrs, KVM_EXIT_IO, KVM_EXIT_IO_IN, KVM_SYSTEM_EVENT_CRASH,
+    KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN,
 };
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
 use super::control::{set_thread_immediate_exit, Checkpoint, VcpuControl};
 use super::KvmError;
 
-/// The register state KVM gave a vCPU at creation, put back at every platform reset.
+/// The register state KVM gave a vCPU at creation (or, for a direct kernel boot, the kernel's entry state),
+/// put back at every platform reset.
 struct PowerOnState {
     regs: kvm_regs,
     sregs: kvm_sregs,
@@ -25,6 +27,8 @@ struct PowerOnState {
     lapic: kvm_lapic_state,
     mp_state: kvm_mp_state,
     events: kvm_vcpu_events,
+    /// MSRs to write as well (a direct boot's BIOS-like settings); empty for a firmware boot.
+    msrs: Vec<kvm_msr_entry>,
 }
 
 /// A vCPU ready to run on its own thread.
@@ -53,6 +57,7 @@ impl Vcpu {
             lapic: fd.get_lapic().map_err(err("KVM_GET_LAPIC"))?,
             mp_state: fd.get_mp_state().map_err(err("KVM_GET_MP_STATE"))?,
             events: fd.get_vcpu_events().map_err(err("KVM_GET_VCPU_EVENTS"))?,
+            msrs: Vec::new(),
         };
         Ok(Vcpu { fd, id, power_on })
     }
@@ -62,8 +67,22 @@ impl Vcpu {
         self.id
     }
 
-    /// Puts the vCPU back into its power-on state: CS:IP at the reset vector, LAPIC and MP state as created
-    /// (so application processors wait for INIT/SIPI again).
+    /// Makes this (boot) vCPU enter a directly loaded kernel, now and after every reset, instead of running
+    /// the firmware from the reset vector.
+    pub fn set_boot_entry(&mut self, entry: &BootEntry) -> Result<(), KvmError> {
+        let p = &mut self.power_on;
+        p.sregs = super::boot::entry_sregs(&p.sregs, entry);
+        p.regs = super::boot::entry_regs(entry);
+        p.lapic = super::boot::entry_lapic(&p.lapic);
+        p.msrs = super::boot::entry_msrs();
+        self.reset().map_err(|source| KvmError::Ioctl {
+            what: "setting the kernel entry state",
+            source,
+        })
+    }
+
+    /// Puts the vCPU back into its power-on state: CS:IP at the reset vector (or the kernel entry of a
+    /// direct boot), LAPIC and MP state as created (so application processors wait for INIT/SIPI again).
     fn reset(&mut self) -> Result<(), kvm_ioctls::Error> {
         let p = &self.power_on;
         self.fd.set_sregs(&p.sregs)?;
@@ -71,7 +90,17 @@ impl Vcpu {
         self.fd.set_fpu(&p.fpu)?;
         self.fd.set_lapic(&p.lapic)?;
         self.fd.set_mp_state(p.mp_state)?;
-        self.fd.set_vcpu_events(&p.events)
+        self.fd.set_vcpu_events(&p.events)?;
+        if !p.msrs.is_empty() {
+            let msrs =
+                Msrs::from_entries(&p.msrs).map_err(|_| kvm_ioctls::Error::new(libc::E2BIG))?;
+            let written = self.fd.set_msrs(&msrs)?;
+            if written != p.msrs.len() {
+                // KVM stops at the first MSR it refuses.
+                return Err(kvm_ioctls::Error::new(libc::EINVAL));
+            }
+        }
+        Ok(())
     }
 
     /// Runs guest code until the machine says exit. Fatal exits are reported through `system`; the thread then

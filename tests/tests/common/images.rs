@@ -147,7 +147,7 @@ pub fn cache_dir() -> PathBuf {
 
 /// Returns `cache_dir()/file_name`, building it first if missing: `build(out, scratch)` must create `out`;
 /// `scratch` is a private empty directory removed afterwards. The result is renamed into place atomically.
-fn cached(file_name: &str, build: impl FnOnce(&Path, &Path)) -> PathBuf {
+pub fn cached(file_name: &str, build: impl FnOnce(&Path, &Path)) -> PathBuf {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let dir = cache_dir();
     let path = dir.join(file_name);

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod debian_kernel;
 pub mod images;
 pub mod screen;
 
@@ -195,6 +196,11 @@ impl Guest {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The exit status if the device model has ended, without waiting.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     /// Kills the device model with SIGKILL and waits for it.
