@@ -227,8 +227,10 @@ impl DisplayHub {
         })
     }
 
-    /// A new front-end; the first `take` returns the whole screen.
+    /// A new front-end; the first `take` returns the whole screen, rendered now: while nobody watched, the
+    /// machine's refresh did not render, so the frame may be stale.
     pub fn subscribe(self: &Arc<Self>) -> Arc<DisplayConsumer> {
+        self.refresh();
         let frame = self.frame();
         let consumer = Arc::new(DisplayConsumer {
             hub: Arc::downgrade(self),

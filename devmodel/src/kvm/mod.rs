@@ -163,7 +163,9 @@ impl KvmVm {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Registers every region of guest RAM as a memory slot.
+    /// Registers guest RAM as memory slots, leaving out the legacy VGA window 0xA0000–0xBFFFF: accesses there
+    /// exit to the VGA device (its planar memory paths), as on a PC where the chipset routes that range to the
+    /// graphics card.
     pub fn map_ram(&self, mem: &GuestMemory) -> Result<(), KvmError> {
         for region in mem.iter() {
             let host = mem
@@ -179,17 +181,19 @@ impl KvmVm {
             unsafe {
                 libc::madvise(host.cast(), region.len() as usize, libc::MADV_HUGEPAGE);
             }
-            let slot = kvm_userspace_memory_region {
-                slot: self.slot(),
-                flags: 0,
-                guest_phys_addr: region.start_addr().0,
-                memory_size: region.len(),
-                userspace_addr: host as u64,
-            };
-            // SAFETY: the region's host mapping is owned by `mem`, which the machine keeps alive for as long as
-            // the VM runs (the machine holds both, and drops vCPUs and the VM before memory).
-            unsafe { self.vm.set_user_memory_region(slot) }
-                .map_err(ioctl("KVM_SET_USER_MEMORY_REGION"))?;
+            for (start, len) in slot_ranges(region.start_addr().0, region.len()) {
+                let slot = kvm_userspace_memory_region {
+                    slot: self.slot(),
+                    flags: 0,
+                    guest_phys_addr: start,
+                    memory_size: len,
+                    userspace_addr: host as u64 + (start - region.start_addr().0),
+                };
+                // SAFETY: the range lies inside the region's host mapping, which is owned by `mem`; the machine
+                // keeps it alive for as long as the VM runs (it drops vCPUs and the VM before memory).
+                unsafe { self.vm.set_user_memory_region(slot) }
+                    .map_err(ioctl("KVM_SET_USER_MEMORY_REGION"))?;
+            }
         }
         Ok(())
     }
@@ -329,5 +333,42 @@ impl GsiSink for KvmGsi {
         if let Err(e) = self.0.set_irq_line(gsi, high) {
             devices::rate_limited!(log::Level::Error, "KVM_IRQ_LINE {gsi}={high} failed: {e}");
         }
+    }
+}
+
+/// Start of the legacy VGA memory window, which is never guest RAM.
+const VGA_HOLE_START: u64 = 0xa_0000;
+/// End (exclusive) of the legacy VGA memory window.
+const VGA_HOLE_END: u64 = 0xc_0000;
+
+/// The parts of the RAM range `start..start+len` outside the VGA window, as (address, length).
+fn slot_ranges(start: u64, len: u64) -> Vec<(u64, u64)> {
+    let end = start.saturating_add(len);
+    if end <= VGA_HOLE_START || start >= VGA_HOLE_END {
+        return vec![(start, len)];
+    }
+    let mut ranges = Vec::new();
+    if start < VGA_HOLE_START {
+        ranges.push((start, VGA_HOLE_START - start));
+    }
+    if end > VGA_HOLE_END {
+        ranges.push((VGA_HOLE_END, end - VGA_HOLE_END));
+    }
+    ranges
+}
+
+#[cfg(test)]
+mod vga_hole_tests {
+    use super::*;
+
+    #[test]
+    fn ram_slots_leave_out_the_vga_window() {
+        assert_eq!(
+            slot_ranges(0, 128 << 20),
+            vec![(0, 0xa_0000), (0xc_0000, (128 << 20) - 0xc_0000)]
+        );
+        assert_eq!(slot_ranges(1 << 32, 1 << 30), vec![(1 << 32, 1 << 30)]);
+        assert_eq!(slot_ranges(0, 0x8_0000), vec![(0, 0x8_0000)]);
+        assert_eq!(slot_ranges(0xb_0000, 0x1_0000), vec![]);
     }
 }
