@@ -8,4 +8,5 @@ pub mod harness;
 pub mod kvm;
 pub mod machine;
 pub mod runner;
+pub mod sdl;
 pub mod toolstack;
