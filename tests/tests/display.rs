@@ -60,7 +60,12 @@ clear\n\
 echo GFX-DRAWN\n\
 sleep 600\n";
 
-fn guest_config(name: &str, iso: &std::path::Path, serial: &std::path::Path, extra: &str) -> String {
+fn guest_config(
+    name: &str,
+    iso: &std::path::Path,
+    serial: &std::path::Path,
+    extra: &str,
+) -> String {
     format!(
         "kernel = '/usr/lib/xen/boot/hvmloader'\nbuilder = 'hvm'\nname = '{name}'\nmemory = 128\nvcpus = 1\n\
          disk = ['file:{},hdc:cdrom,r']\nboot = 'd'\nserial = 'file:{}'\nvnc = 1\nvnclisten = '127.0.0.1'\n\
@@ -142,7 +147,12 @@ fn vnc_shows_the_grub_menu_and_typed_keys_choose_an_entry() {
         &[],
     );
     let addr = vnc_address(&mut guest);
-    wait_serial(&mut guest, &serial, "Charlie entry", Duration::from_secs(120));
+    wait_serial(
+        &mut guest,
+        &serial,
+        "Charlie entry",
+        Duration::from_secs(120),
+    );
 
     // What GRUB drew on the VGA text screen, read back through a real client, cell by cell.
     let shot = wait_screen(
@@ -166,7 +176,10 @@ fn vnc_shows_the_grub_menu_and_typed_keys_choose_an_entry() {
     let (alpha, alpha_lit) = menu_row(&shot, "Alpha entry");
     let (bravo, bravo_lit) = menu_row(&shot, "Bravo entry");
     assert_eq!(bravo, alpha + 1);
-    assert!(alpha_lit && !bravo_lit, "the first entry starts highlighted");
+    assert!(
+        alpha_lit && !bravo_lit,
+        "the first entry starts highlighted"
+    );
 
     // Down moves the highlight (the keyboard path: VNC key event → PS/2 scancodes → GRUB's i8042 driver).
     let (ok, out) = vncdotool(&addr, None, &["key", "down"]);
@@ -243,10 +256,16 @@ fn password_protected_vnc_refuses_a_wrong_password() {
         Some("nottheone"),
         &["capture", wrong.to_str().unwrap()],
     );
-    assert!(!ok && !wrong.exists(), "a wrong password was accepted: {out}");
+    assert!(
+        !ok && !wrong.exists(),
+        "a wrong password was accepted: {out}"
+    );
     let right = tmp.path().join("right.png");
     let (ok, out) = vncdotool(&addr, Some("sesame"), &["capture", right.to_str().unwrap()]);
-    assert!(ok && right.exists(), "the right password was refused: {out}");
+    assert!(
+        ok && right.exists(),
+        "the right password was refused: {out}"
+    );
     // SeaBIOS printed its banner and its verdict on the VGA text screen.
     let lines = screen_text(&Shot::load(&right));
     let all = lines.join("\n");
@@ -328,7 +347,5 @@ fn connections_dropped_in_every_protocol_state_leave_the_server_healthy() {
     // The server still serves a real client, and the guest still runs.
     let tmp = common::TempDir::new("display-states-shots");
     let shot = Shot::load(&gvnccapture(&addr, tmp.path(), "after"));
-    assert!(screen_text(&shot)
-        .join("\n")
-        .contains("No bootable device"));
+    assert!(screen_text(&shot).join("\n").contains("No bootable device"));
 }

@@ -52,7 +52,9 @@ impl Shot {
 pub fn vga_font() -> Vec<[u8; 16]> {
     let rom = std::fs::read("/usr/share/seabios/vgabios-stdvga.bin")
         .expect("read /usr/share/seabios/vgabios-stdvga.bin (apt-get install seabios)");
-    let smiley = [0x00, 0x00, 0x7e, 0x81, 0xa5, 0x81, 0x81, 0xbd, 0x99, 0x81, 0x81, 0x7e];
+    let smiley = [
+        0x00, 0x00, 0x7e, 0x81, 0xa5, 0x81, 0x81, 0xbd, 0x99, 0x81, 0x81, 0x7e,
+    ];
     let at = rom
         .windows(smiley.len())
         .position(|w| w == smiley)
@@ -199,7 +201,10 @@ pub fn vncdotool(addr: &str, password: Option<&str>, args: &[&str]) -> (bool, St
     if let Some(pw) = password {
         cmd.arg("-p").arg(pw);
     }
-    let out = client(cmd.args(args), "vncdotool is on PyPI: pip install vncdotool");
+    let out = client(
+        cmd.args(args),
+        "vncdotool is on PyPI: pip install vncdotool",
+    );
     (
         out.status.success(),
         format!(
