@@ -145,6 +145,19 @@ pub fn read_text(shot: &Shot, font: &[[u8; 16]]) -> Vec<Vec<Cell>> {
     screen
 }
 
+/// The row showing `label` and whether it is drawn highlighted (brighter background than the menu's).
+pub fn menu_row(shot: &Shot, label: &str) -> (usize, bool) {
+    let screen = read_text(shot, &vga_font());
+    let lines = text_lines(&screen);
+    let row = lines
+        .iter()
+        .position(|l| l.contains(label))
+        .unwrap_or_else(|| panic!("{label:?} not on the screen:\n{}", lines.join("\n")));
+    let col = lines[row].find(label).unwrap();
+    let cell = screen[row][col];
+    (row, cell.bg != 0x000000)
+}
+
 /// The screen as lines of text: printable ASCII as is, every other code or unreadable cell as `?`.
 pub fn text_lines(screen: &[Vec<Cell>]) -> Vec<String> {
     screen
