@@ -206,7 +206,7 @@ impl Drop for Xvfb {
 }
 
 fn text_of(shot: &Shot) -> Vec<String> {
-    if shot.width % 9 != 0 || shot.height % 16 != 0 {
+    if !shot.width.is_multiple_of(9) || !shot.height.is_multiple_of(16) {
         return vec![];
     }
     text_lines(&read_text(shot, &vga_font()))

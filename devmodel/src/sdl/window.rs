@@ -115,6 +115,10 @@ impl SdlWindow {
             user_sized: false,
             redraw: true,
         };
+        if Ui::full_screen(&self.canvas) {
+            // `fullscreen=1`: full screen starts grabbed, as QEMU's -full-screen does.
+            ui.set_grab(true, &mut self.canvas, &self.mouse);
+        }
         while running() {
             if let Some(event) = self.events.wait_event_timeout(WAIT_MS) {
                 ui.event(event, &mut self.canvas, &self.mouse, &*on_close);
@@ -298,6 +302,10 @@ impl Ui {
             self.pointer.relative(dx, dy, dz, buttons);
             return;
         }
+        if self.guest.0 == 0 || self.guest.1 == 0 {
+            self.absolute = false;
+            return;
+        }
         let (x, y) = view::to_guest(
             self.placement(canvas),
             self.guest,
@@ -371,17 +379,18 @@ impl Ui {
                 if !self.grabbed {
                     self.last_pos = (x, y);
                 }
-                if down && !self.grabbed && !self.absolute && mouse_btn == MouseButton::Left {
-                    // The click that grabs is not the guest's (as in QEMU).
-                    self.set_grab(true, canvas, mouse);
-                    return;
-                }
                 if down {
                     self.buttons |= bit;
                 } else {
                     self.buttons &= !bit;
                 }
                 self.send_pointer(0, 0, 0, 0, canvas);
+                if down && !self.grabbed && !self.absolute && mouse_btn == MouseButton::Left {
+                    // The guest took no absolute click: it has only a relative mouse, which needs the grab.
+                    // The click that grabs is not the guest's (as in QEMU).
+                    self.buttons &= !bit;
+                    self.set_grab(true, canvas, mouse);
+                }
             }
             Event::MouseWheel { y, direction, .. } => {
                 let steps = if direction == MouseWheelDirection::Flipped {

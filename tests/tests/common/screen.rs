@@ -79,7 +79,7 @@ pub struct Cell {
 /// Reads an 80×25 (or any size) text screen with 9×16 or 8×16 cells. A cell with one colour is blank (a space);
 /// otherwise both assignments of its two colours are tried against the font, so inverse video reads too.
 pub fn read_text(shot: &Shot, font: &[[u8; 16]]) -> Vec<Vec<Cell>> {
-    let cell_w = if shot.width % 9 == 0 && shot.width / 9 <= 132 {
+    let cell_w = if shot.width.is_multiple_of(9) && shot.width / 9 <= 132 {
         9
     } else {
         8
