@@ -111,7 +111,7 @@ impl SdlWindow {
             buttons: 0,
             last_pos: (0, 0),
             guest: (0, 0),
-            asked: size,
+            asked: [size; 2],
             user_sized: false,
             redraw: true,
         };
@@ -208,8 +208,9 @@ struct Ui {
     last_pos: (i32, i32),
     /// The guest screen size shown.
     guest: (u32, u32),
-    /// The window size this program last set; any other size came from the user or the window manager.
-    asked: (u32, u32),
+    /// The last two window sizes this program set (the window system may still report the older one); any
+    /// other size came from the user or the window manager.
+    asked: [(u32, u32); 2],
     /// The user resized the window: it no longer follows the guest's size.
     user_sized: bool,
     /// The window must be drawn again even without a guest change.
@@ -262,7 +263,7 @@ impl Ui {
         if w == 0 || h == 0 || Self::full_screen(canvas) {
             return;
         }
-        self.asked = (w, h);
+        self.asked = [(w, h), self.asked[0]];
         if let Err(e) = canvas.window_mut().set_size(w, h) {
             log::warn!("SDL window size {w}x{h}: {e}");
         }
@@ -332,7 +333,7 @@ impl Ui {
             Event::Window { win_event, .. } => match win_event {
                 WindowEvent::SizeChanged(w, h) | WindowEvent::Resized(w, h) => {
                     let size = (w.max(0) as u32, h.max(0) as u32);
-                    if !Self::full_screen(canvas) && size != self.asked {
+                    if !Self::full_screen(canvas) && !self.asked.contains(&size) {
                         self.user_sized = true;
                     }
                     self.redraw = true;
