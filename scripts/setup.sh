@@ -13,7 +13,8 @@ packages=(
   python3 python3-pip hyperfine
   gvncviewer         # gvnccapture: a real VNC client takes the display tests' screenshots
   libsdl2-dev pkg-config   # the SDL window (cargo feature `sdl`) links the system libSDL2 found by pkg-config
-  xvfb xdotool imagemagick # its tests: a private X server, a window finder and typist, screenshots (`import`)
+  xvfb xdotool imagemagick # its tests: a private X server, a window finder and typist, screenshots (`import`),
+  openbox x11-utils        # a window manager for full screen, xprop
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -19,26 +19,21 @@ use common::images::{clean_serial, grub_iso_with_modules, DISPLAY_MODULES, MENU_
 use common::screen::{menu_row, read_text, text_lines, vga_font, Shot};
 use common::{devmodel_sdl_bin, kvm_available, Guest, TempDir};
 
-/// A private X server, stopped at drop.
+/// A private X server (and window manager, when one was started), stopped at drop.
 struct Xvfb {
     child: Child,
+    window_manager: Option<Child>,
     /// `:N`, for `DISPLAY`.
     display: String,
 }
 
 impl Xvfb {
-    /// Starts Xvfb on a free display number (it picks one and reports it through `-displayfd`).
-    fn start() -> Xvfb {
+    /// Starts Xvfb with a `screen` (`WxHxDEPTH`) on a free display number (it picks one and reports it
+    /// through `-displayfd`).
+    fn start(screen: &str) -> Xvfb {
         let mut child = Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                "1600x1200x24",
-                "-nolisten",
-                "tcp",
-            ])
+            .args(["-displayfd", "1", "-screen", "0", screen])
+            .args(["-nolisten", "tcp"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -54,8 +49,43 @@ impl Xvfb {
             .unwrap_or_else(|_| panic!("Xvfb reported no display number: {line:?}"));
         Xvfb {
             child,
+            window_manager: None,
             display: format!(":{number}"),
         }
+    }
+
+    /// Starts openbox, an EWMH window manager (full screen is a window manager's job on X11), and waits
+    /// until it has taken the screen.
+    fn start_window_manager(&mut self) {
+        let child = Command::new("openbox")
+            .env("DISPLAY", &self.display)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start openbox (scripts/setup.sh installs it)");
+        self.window_manager = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self
+            .run("xprop", &["-root", "_NET_SUPPORTING_WM_CHECK"])
+            .1
+            .contains("window id")
+        {
+            assert!(Instant::now() < deadline, "openbox did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The window's size, as the X server has it.
+    fn window_size(&self, window: &str) -> (u32, u32) {
+        let out = self.xdotool(&["getwindowgeometry", "--shell", window]);
+        let field = |name: &str| -> u32 {
+            out.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name} not in {out}"))
+        };
+        (field("WIDTH"), field("HEIGHT"))
     }
 
     /// Runs an X client `program` on this display; panics when it cannot start.
@@ -85,9 +115,10 @@ impl Xvfb {
         out.trim().to_string()
     }
 
-    /// The id of the window titled exactly `title`, waiting for it to appear.
-    fn find_window(&self, guest: &mut Guest, title: &str) -> String {
-        let pattern = format!("^{title}$");
+    /// The id of the window titled with the domain `name` (and maybe the grab hint), waiting for it to appear.
+    fn find_window(&self, guest: &mut Guest, name: &str) -> String {
+        let title = name;
+        let pattern = format!("^{name}( - .*)?$");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let (ok, out) = self.run("xdotool", &["search", "--name", &pattern]);
@@ -200,6 +231,10 @@ x.XCloseDisplay(d)
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
+        if let Some(mut wm) = self.window_manager.take() {
+            let _ = wm.kill();
+            let _ = wm.wait();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -251,7 +286,7 @@ fn the_window_shows_seabios_scales_grabs_and_closes_like_a_power_off() {
     if !kvm_available() {
         return;
     }
-    let x = Xvfb::start();
+    let x = Xvfb::start("1600x1200x24");
     let name = "sdl-bios";
     let config = format!(
         "kernel = '/usr/lib/xen/boot/hvmloader'\nbuilder = 'hvm'\nname = '{name}'\nmemory = 128\nvcpus = 1\n\
@@ -310,7 +345,7 @@ fn keys_typed_into_the_window_choose_a_grub_menu_entry() {
     if !kvm_available() {
         return;
     }
-    let x = Xvfb::start();
+    let x = Xvfb::start("1600x1200x24");
     let iso = grub_iso_with_modules("display-menu", MENU_CFG, &[], DISPLAY_MODULES);
     let tmp = TempDir::new("sdl-menu");
     let serial = tmp.path().join("com1.txt");
@@ -362,4 +397,57 @@ fn keys_typed_into_the_window_choose_a_grub_menu_entry() {
         !text.contains("CHOSEN-ALPHA") && !text.contains("CHOSEN-CHARLIE"),
         "{text}"
     );
+}
+
+#[test]
+fn full_screen_at_start_and_ctrl_alt_f_back_to_a_window() {
+    if !kvm_available() {
+        return;
+    }
+    // A screen of exactly twice the text mode, so that the full-screen picture is the guest's scaled by 2.
+    let mut x = Xvfb::start("1440x800x24");
+    x.start_window_manager();
+    let name = "sdl-full";
+    let config = format!(
+        "kernel = '/usr/lib/xen/boot/hvmloader'\nbuilder = 'hvm'\nname = '{name}'\nmemory = 128\nvcpus = 1\n\
+         boot = 'c'\nserial = 'null'\nvnc = 0\nsdl = 1\nfullscreen = 1\nstdvga = 1\n"
+    );
+    let mut guest = start_guest(&x, name, &config, &["--boot-fail-wait", "600000"]);
+    let window = x.find_window(&mut guest, name);
+    guest.wait_firmware("No bootable device", Duration::from_secs(60));
+    let shots = TempDir::new("sdl-full-shots");
+    x.wait_shot(
+        &window,
+        shots.path(),
+        Duration::from_secs(20),
+        "SeaBIOS full screen",
+        |s| (s.width, s.height) == (1440, 800) && shows(&downscale(s, 2), "No bootable device"),
+    );
+    // Full screen starts with the pointer grabbed, as QEMU's -full-screen does.
+    assert_eq!(
+        x.title(&window),
+        format!("{name} - press Ctrl-Alt-G to release the mouse")
+    );
+
+    // Ctrl-Alt-F: back to a window of the guest's size, showing it 1:1.
+    x.xdotool(&["key", "--window", &window, "ctrl+alt+f"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while x.window_size(&window) != (720, 400) {
+        assert!(
+            Instant::now() < deadline,
+            "window stayed {:?}",
+            x.window_size(&window)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    x.wait_shot(
+        &window,
+        shots.path(),
+        Duration::from_secs(10),
+        "SeaBIOS in a 720x400 window",
+        |s| (s.width, s.height) == (720, 400) && shows(s, "No bootable device"),
+    );
+    // Ctrl-Alt-G lets the pointer go (the hot keys stay with the window: the title tells).
+    x.xdotool(&["key", "--window", &window, "ctrl+alt+g"]);
+    x.wait_title(&window, name);
 }
