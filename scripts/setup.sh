@@ -14,6 +14,9 @@ packages=(
   python3 python3-pip hyperfine
   gvncviewer         # gvnccapture: a real VNC client takes the display tests' screenshots
   xz-utils zstd gzip dpkg tar  # direct-boot test: Debian's kernel .deb unpacked and its bzImage payload decompressed
+  libsdl2-dev pkg-config   # the SDL window (cargo feature `sdl`) links the system libSDL2 found by pkg-config
+  xvfb xdotool imagemagick # its tests: a private X server, a window finder and typist, screenshots (`import`),
+  openbox x11-utils        # a window manager for full screen, xprop
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,5 +1,5 @@
 //! The guest's screen and input on the host: the VNC server (and starting a viewer on it), as qemu-dm offered
-//! them to Xen users.
+//! them to Xen users. The SDL window is [`crate::sdl`].
 //!
 //! Where the VNC server listens follows qemu-dm: display number = domain id (TCP 5900 + id) unless `vncdisplay`
 //! names one; `vnclisten` (default 127.0.0.1, a host name is resolved); `vncunused=1` moves on to the next free
@@ -24,6 +24,9 @@ pub enum FrontendError {
     /// The VNC server could not listen.
     #[error("VNC server: {0}")]
     Vnc(#[from] vnc::VncError),
+    /// The SDL window could not open.
+    #[error(transparent)]
+    Sdl(#[from] crate::sdl::SdlError),
 }
 
 /// The address `vnclisten` names: an IP address as written, or the first address a host name resolves to.

@@ -11,4 +11,5 @@ pub mod kvm;
 pub mod machine;
 pub mod net_host;
 pub mod runner;
+pub mod sdl;
 pub mod toolstack;

@@ -1,4 +1,6 @@
 //! Runs a machine on KVM: the VM, the platform, one thread per vCPU and the event loop on the calling thread.
+//! With the SDL window (`sdl=1`, cargo feature `sdl`) the calling thread, which must be the process's main
+//! thread, runs the window instead and the event loop gets a thread of its own.
 //!
 //! Guest reboot, power-off and crash arrive as [`SystemRequest`]s; the config's `on_reboot`, `on_poweroff` and
 //! `on_crash` decide what follows (Xen's actions: destroy, restart, preserve, rename-restart).
@@ -44,7 +46,7 @@ pub enum RunError {
     /// The control socket could not be set up.
     #[error(transparent)]
     Control(#[from] ControlError),
-    /// The VNC server could not start.
+    /// A display front-end (the VNC server, the SDL window) could not start.
     #[error(transparent)]
     Frontend(#[from] crate::frontends::FrontendError),
     /// An OS resource (eventfd, timerfd, epoll, thread) could not be had.
@@ -157,6 +159,16 @@ pub fn run(config: &Config, options: &MachineOptions, io: RunIo) -> Result<Outco
     let registration = registry.register(&record)?;
     record.id = registration.id;
     log::info!("domain {} has id {}", config.name, registration.id);
+    // The SDL window opens before any other thread starts (it hands `display` and `xauthority` to Xlib through
+    // the environment) and before the guest runs, so an X display that cannot be opened stops nothing.
+    #[cfg(feature = "sdl")]
+    let sdl_window = match &config.display.sdl {
+        Some(settings) => Some(
+            crate::sdl::SdlWindow::open(&config.name, settings)
+                .map_err(crate::frontends::FrontendError::from)?,
+        ),
+        None => None,
+    };
     let vm = Arc::new(KvmVm::new()?);
     let clock: Arc<dyn Clock> = Arc::new(HostClock::new());
     let channel = SystemChannel::new().map_err(os("eventfd"))?;
@@ -293,19 +305,58 @@ pub fn run(config: &Config, options: &MachineOptions, io: RunIo) -> Result<Outco
         outcome.clone(),
     )));
 
-    let result = loop {
-        if let Some(done) = outcome.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-            break done;
+    let event_loop = move || {
+        let result = loop {
+            if let Some(done) = outcome.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+                break done;
+            }
+            if let Err(e) = manager.run() {
+                log::error!("event loop: {e}");
+            }
+        };
+        control.exit();
+        for thread in threads {
+            let _ = thread.join();
         }
-        if let Err(e) = manager.run() {
-            log::error!("event loop: {e}");
-        }
+        result
     };
-    control.exit();
-    for thread in threads {
-        let _ = thread.join();
+    #[cfg(feature = "sdl")]
+    if let Some(window) = sdl_window {
+        return run_with_window(window, event_loop, &platform, &channel);
     }
-    Ok(result)
+    Ok(event_loop())
+}
+
+/// Runs `event_loop` on a thread of its own while this (main) thread runs the SDL window, until the machine
+/// ends; the window closes then.
+#[cfg(feature = "sdl")]
+fn run_with_window(
+    window: crate::sdl::SdlWindow,
+    event_loop: impl FnOnce() -> Outcome + Send + 'static,
+    platform: &Platform,
+    channel: &Arc<SystemChannel>,
+) -> Result<Outcome, RunError> {
+    let machine = std::thread::Builder::new()
+        .name("event-loop".into())
+        .spawn(event_loop)
+        .map_err(os("starting the event loop thread"))?;
+    // Closing qemu-dm's SDL window powered the domain off (on_poweroff decides what follows).
+    let channel = channel.clone();
+    let on_close = Box::new(move || channel.request(SystemRequest::PowerOff));
+    let input = platform.i8042.clone();
+    if let Err(e) = window.run(
+        platform.display.clone(),
+        input.clone(),
+        input,
+        on_close,
+        &|| !machine.is_finished(),
+    ) {
+        log::error!("{e}; the guest goes on without its window");
+    }
+    machine.join().map_err(|_| RunError::Os {
+        what: "event loop thread",
+        source: std::io::Error::other("it panicked"),
+    })
 }
 
 /// The config's answers to the guest's reboot, power-off and crash.

@@ -13,35 +13,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::images::{clean_serial, grub_iso_with_modules};
-use common::screen::{gvnccapture, read_text, text_lines, vga_font, vncdotool, wait_screen, Shot};
+use common::images::{clean_serial, grub_iso_with_modules, DISPLAY_MODULES as MODULES, MENU_CFG};
+use common::screen::{
+    gvnccapture, menu_row, read_text, text_lines, vga_font, vncdotool, wait_screen, Shot,
+};
 use common::{kvm_available, Guest};
-
-/// GRUB modules for the display tests (the ISO stays small: GRUB reads it through a slow BIOS here).
-const MODULES: &[&str] = &[
-    "normal",
-    "serial",
-    "terminal",
-    "echo",
-    "sleep",
-    "halt",
-    "test",
-    "at_keyboard",
-    "vbe",
-    "gfxterm",
-    "gfxterm_background",
-];
-
-/// A text-mode menu on the VGA console (and COM1, so the test can follow it), read with GRUB's own i8042
-/// driver. Each entry prints which one was chosen.
-const MENU_CFG: &str = "serial --unit=0 --speed=115200\n\
-insmod at_keyboard\n\
-terminal_input at_keyboard serial\n\
-terminal_output console serial\n\
-set timeout=-1\n\
-menuentry 'Alpha entry' { echo CHOSEN-ALPHA; sleep 600 }\n\
-menuentry 'Bravo entry' { echo CHOSEN-BRAVO; sleep 600 }\n\
-menuentry 'Charlie entry' { echo CHOSEN-CHARLIE; sleep 600 }\n";
 
 /// A VBE graphics mode through the VGA BIOS (GRUB's `vbe` driver), filled with known colours: the border
 /// (0,128,255) by `background_color`, the text area blue by `color_normal`.
@@ -110,19 +86,6 @@ fn screen_text(shot: &Shot) -> Vec<String> {
         "a VGA text mode (80x25, 9x16 cells)"
     );
     text_lines(&read_text(shot, &vga_font()))
-}
-
-/// The row showing `label` and whether it is drawn highlighted (brighter background than the menu's).
-fn menu_row(shot: &Shot, label: &str) -> (usize, bool) {
-    let screen = read_text(shot, &vga_font());
-    let lines = text_lines(&screen);
-    let row = lines
-        .iter()
-        .position(|l| l.contains(label))
-        .unwrap_or_else(|| panic!("{label:?} not on the screen:\n{}", lines.join("\n")));
-    let col = lines[row].find(label).unwrap();
-    let cell = screen[row][col];
-    (row, cell.bg != 0x000000)
 }
 
 fn require_kvm() -> bool {

@@ -164,7 +164,12 @@ impl Config {
             None => writeln!(s, "vnc:        off")?,
         }
         if let Some(sdl) = &d.sdl {
-            writeln!(s, "sdl:        on, OpenGL {}", yes(sdl.opengl))?;
+            writeln!(
+                s,
+                "sdl:        on, OpenGL {}{}",
+                yes(sdl.opengl),
+                if sdl.full_screen { ", full screen" } else { "" }
+            )?;
         }
         if d.nographic {
             writeln!(s, "console:    no graphical console (nographic)")?;

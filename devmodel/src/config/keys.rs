@@ -119,6 +119,10 @@ pub(crate) const KEYS: &[Key] = &[
     typed("vncviewer", "deprecated: start a VNC viewer automatically"),
     typed("sdl", "SDL window on the host's X display (default 0)"),
     typed("opengl", "OpenGL for the SDL window (default 1)"),
+    typed(
+        "fullscreen",
+        "SDL window starts full screen (default 0); xmexample.hvm's 'full-screen', which xend could not read",
+    ),
     typed("display", "X display for SDL"),
     typed("xauthority", "X authority file for SDL"),
     typed(

@@ -363,6 +363,9 @@ pub struct Sdl {
     pub x_display: Option<String>,
     /// `xauthority`.
     pub xauthority: Option<String>,
+    /// `fullscreen` (default 0): the window starts full screen. xmexample.hvm has it as `full-screen`, a
+    /// name Python cannot assign, so xend never read it; this is QEMU's `-full-screen`.
+    pub full_screen: bool,
 }
 
 /// USB controller and devices.

@@ -33,7 +33,7 @@ pub struct Built {
     pub vnc: bool,
     /// Starting a VNC viewer (`vncconsole`).
     pub vnc_viewer: bool,
-    /// SDL window.
+    /// SDL window (the `sdl` cargo feature: headless builds need no SDL libraries).
     pub sdl: bool,
     /// 16550A serial ports configured by `serial`.
     pub serial: bool,
@@ -99,7 +99,7 @@ pub const BUILT: Built = Built {
     cirrus_vga: false,
     vnc: true,
     vnc_viewer: false,
-    sdl: false,
+    sdl: cfg!(feature = "sdl"),
     serial: true,
     parallel: false,
     monitor: false,
@@ -235,7 +235,11 @@ pub fn collect(cfg: &Config, built: &Built, path: &Path) -> Vec<Notice> {
         }
     }
     if cfg.display.sdl.is_some() && !built.sdl {
-        push("sdl", "the SDL window".to_string());
+        push(
+            "sdl",
+            "the SDL window: this devmodel was built without it (cargo build --features sdl)"
+                .to_string(),
+        );
     }
     if set("serial") && !cfg.serial.is_empty() && !built.serial {
         push("serial", format!("{} serial port(s)", cfg.serial.len()));

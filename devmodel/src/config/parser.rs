@@ -310,7 +310,8 @@ impl Parser {
         if self.at_op("=") {
             let text = self.source_text(start, self.pos);
             let hint = if text == "full-screen" {
-                " (xend never read 'full-screen': it is only a comment in xmexample.hvm, and '-' cannot be part of a name)"
+                " (xend never read 'full-screen': it is only a comment in xmexample.hvm, and '-' cannot be part of a name; \
+                   write 'fullscreen = 1' for a full-screen SDL window)"
             } else {
                 ""
             };
@@ -720,7 +721,9 @@ mod tests {
         let e = parse_src("a = 1\nfull-screen = 1\n").unwrap_err();
         assert_eq!(e.line, 2);
         assert!(
-            e.found.contains("full-screen") && e.found.contains("xmexample"),
+            e.found.contains("full-screen")
+                && e.found.contains("xmexample")
+                && e.found.contains("fullscreen = 1"),
             "{e:?}"
         );
         let e = parse_src("a = [1 2]").unwrap_err();

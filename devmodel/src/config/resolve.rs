@@ -434,7 +434,13 @@ fn nics(f: &Fields<'_>, note: &mut Note<'_>) -> Result<Vec<Nic>, ConfigError> {
 
 fn display(f: &Fields<'_>, note: &mut Note<'_>) -> Result<Display, ConfigError> {
     // Type-check every display key even when its console is off, so a bad value never waits for vnc=1.
-    for key in ["vncunused", "vncconsole", "vncviewer", "opengl"] {
+    for key in [
+        "vncunused",
+        "vncconsole",
+        "vncviewer",
+        "opengl",
+        "fullscreen",
+    ] {
         f.flag(key)?;
     }
     for key in ["vncpasswd", "display", "xauthority", "monitor_path"] {
@@ -521,6 +527,7 @@ fn display(f: &Fields<'_>, note: &mut Note<'_>) -> Result<Display, ConfigError> 
             opengl: f.flag_or("opengl", true)?,
             x_display: f.text("display")?,
             xauthority: f.text("xauthority")?,
+            full_screen: f.flag_or("fullscreen", false)?,
         });
     }
     if nographic && (vnc.is_some() || sdl.is_some()) {

@@ -593,3 +593,29 @@ fn hostile_input_is_refused_without_panic() {
         let _ = load_text(&format!("{BASE}{text}"), &[&text]);
     }
 }
+
+#[test]
+fn sdl_window_settings() {
+    let c = ok("sdl = 1\nfullscreen = 1\nopengl = 0\ndisplay = ':3'\nxauthority = '/x/auth'\n");
+    let sdl = c.display.sdl.as_ref().unwrap();
+    assert!(sdl.full_screen && !sdl.opengl);
+    assert_eq!(sdl.x_display.as_deref(), Some(":3"));
+    assert_eq!(sdl.xauthority.as_deref(), Some("/x/auth"));
+    assert!(c
+        .describe()
+        .contains("sdl:        on, OpenGL off, full screen"));
+    // Off by default; type-checked even while sdl is off.
+    assert!(!ok("sdl = 1\n").display.sdl.unwrap().full_screen);
+    names(&err("fullscreen = 'big'\n"), &["fullscreen"]);
+    // The window is there exactly when the binary was built with the `sdl` feature.
+    let notices: Vec<_> = c.unsupported.iter().filter(|n| n.key == "sdl").collect();
+    if cfg!(feature = "sdl") {
+        assert!(notices.is_empty(), "{notices:?}");
+    } else {
+        assert_eq!(notices.len(), 1, "{:?}", c.unsupported);
+        assert_eq!(notices[0].kind, NoticeKind::NotAvailable);
+        assert!(notices[0].to_string().contains("--features sdl"));
+    }
+    // nographic still wins.
+    assert!(ok("sdl = 1\nnographic = 1\n").display.sdl.is_none());
+}

@@ -304,6 +304,32 @@ pub fn grub_iso_with_modules(
     })
 }
 
+/// GRUB modules for the display tests (the ISO stays small: GRUB reads it through a slow BIOS here).
+pub const DISPLAY_MODULES: &[&str] = &[
+    "normal",
+    "serial",
+    "terminal",
+    "echo",
+    "sleep",
+    "halt",
+    "test",
+    "at_keyboard",
+    "vbe",
+    "gfxterm",
+    "gfxterm_background",
+];
+
+/// A text-mode menu on the VGA console (and COM1, so the test can follow it), read with GRUB's own i8042
+/// driver. Each entry prints which one was chosen.
+pub const MENU_CFG: &str = "serial --unit=0 --speed=115200\n\
+insmod at_keyboard\n\
+terminal_input at_keyboard serial\n\
+terminal_output console serial\n\
+set timeout=-1\n\
+menuentry 'Alpha entry' { echo CHOSEN-ALPHA; sleep 600 }\n\
+menuentry 'Bravo entry' { echo CHOSEN-BRAVO; sleep 600 }\n\
+menuentry 'Charlie entry' { echo CHOSEN-CHARLIE; sleep 600 }\n";
+
 // ---------------------------------------------------------------------------------------------------------
 // Builder 2: MBR disk with one ext2 partition
 // ---------------------------------------------------------------------------------------------------------

@@ -38,6 +38,35 @@ pub fn devmodel_bin() -> PathBuf {
     target.join("debug").join("devmodel")
 }
 
+/// The `devmodel` binary built with the `sdl` feature (the SDL window), built on first use into
+/// `target/debug/devmodel-sdl` unless `DEVMODEL_SDL_BIN` names one. It shares the target directory (and so
+/// every dependency already built) with the plain binary; only the device-model crate is built twice.
+pub fn devmodel_sdl_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("DEVMODEL_SDL_BIN") {
+        return PathBuf::from(bin);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace().join("target"));
+    let out = target.join("debug").join("devmodel-sdl");
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "devmodel", "--bin", "devmodel"])
+            .args(["--features", "sdl"])
+            .current_dir(workspace())
+            .status()
+            .expect("cargo build of devmodel --features sdl");
+        assert!(
+            status.success(),
+            "building devmodel with the sdl feature failed (it needs libsdl2-dev: scripts/setup.sh)"
+        );
+        // Cargo puts both builds at target/debug/devmodel; keep this one under its own name.
+        std::fs::copy(target.join("debug").join("devmodel"), &out).expect("copy devmodel-sdl");
+    });
+    out
+}
+
 /// Whether KVM tests can run. Without `/dev/kvm` this panics, unless `DEVMODEL_SKIP_KVM=1` asks to skip.
 pub fn kvm_available() -> bool {
     if Path::new("/dev/kvm").exists() {
@@ -101,11 +130,23 @@ fn collect(mut source: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
 impl Guest {
     /// Writes `config` to a file and starts `devmodel run` on it with `args` after the config path.
     pub fn start(tag: &str, config: &str, args: &[&str]) -> Guest {
+        Guest::start_with(&devmodel_bin(), tag, config, args, &[])
+    }
+
+    /// Like [`Guest::start`], running `bin` with `env` added to its environment.
+    pub fn start_with(
+        bin: &Path,
+        tag: &str,
+        config: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Guest {
         let dir = TempDir::new(tag);
         let cfg = dir.path().join("guest.hvm");
         std::fs::write(&cfg, config).unwrap();
         let firmware_log = dir.path().join("firmware.log");
-        let mut child = Command::new(devmodel_bin())
+        let mut child = Command::new(bin)
+            .envs(env.iter().copied())
             .arg("run")
             .arg(&cfg)
             .args(args)
@@ -204,6 +245,11 @@ impl Guest {
     }
 
     /// Kills the device model with SIGKILL and waits for it.
+    /// The exit status, if the process has ended.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -79,7 +79,7 @@ pub struct Cell {
 /// Reads an 80×25 (or any size) text screen with 9×16 or 8×16 cells. A cell with one colour is blank (a space);
 /// otherwise both assignments of its two colours are tried against the font, so inverse video reads too.
 pub fn read_text(shot: &Shot, font: &[[u8; 16]]) -> Vec<Vec<Cell>> {
-    let cell_w = if shot.width % 9 == 0 && shot.width / 9 <= 132 {
+    let cell_w = if shot.width.is_multiple_of(9) && shot.width / 9 <= 132 {
         9
     } else {
         8
@@ -143,6 +143,19 @@ pub fn read_text(shot: &Shot, font: &[[u8; 16]]) -> Vec<Vec<Cell>> {
         screen.push(line);
     }
     screen
+}
+
+/// The row showing `label` and whether it is drawn highlighted (brighter background than the menu's).
+pub fn menu_row(shot: &Shot, label: &str) -> (usize, bool) {
+    let screen = read_text(shot, &vga_font());
+    let lines = text_lines(&screen);
+    let row = lines
+        .iter()
+        .position(|l| l.contains(label))
+        .unwrap_or_else(|| panic!("{label:?} not on the screen:\n{}", lines.join("\n")));
+    let col = lines[row].find(label).unwrap();
+    let cell = screen[row][col];
+    (row, cell.bg != 0x000000)
 }
 
 /// The screen as lines of text: printable ASCII as is, every other code or unreadable cell as `?`.
