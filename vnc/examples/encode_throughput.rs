@@ -28,7 +28,7 @@ fn text_screen() -> Vec<u32> {
     let mut px = vec![0u32; W * H];
     for cy in 0..H / 16 {
         for cx in 0..W / 8 {
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 continue;
             }
             for y in 2..14 {
