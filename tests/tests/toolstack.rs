@@ -424,3 +424,46 @@ fn check_prints_the_resolved_machine_with_overrides() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("command line 'vcpus=0'"));
 }
+
+#[test]
+fn create_prints_the_vnc_address_and_vncviewer_finds_it() {
+    if !kvm_available() {
+        return;
+    }
+    let ts = Toolstack::new("vncaddr");
+    let cfg = ts.config(
+        "vncguest",
+        "nographic = 0\nvnc = 1\nvnclisten = '127.0.0.1'\nvncunused = 1",
+    );
+    let out = ts.ok(&["create", cfg.to_str().unwrap()]);
+    // Display = domain id (1 in this private registry) unless taken, then the next free one.
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("VNC server listening on 127.0.0.1:59"))
+        .unwrap_or_else(|| panic!("no VNC line in\n{out}"));
+    let port: u16 = line["VNC server listening on 127.0.0.1:".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(port >= 5901, "{line}");
+    let target = ts.ok(&["vncviewer", "--print", "vncguest"]);
+    assert_eq!(target.trim(), format!("127.0.0.1:{}", port - 5900));
+    // A real client reads the screen through that address.
+    ts.wait_firmware("vncguest", "No bootable device");
+    let shot = common::screen::Shot::load(&common::screen::gvnccapture(
+        &format!("127.0.0.1:{port}"),
+        ts.dir.path(),
+        "vncguest",
+    ));
+    assert_eq!((shot.width, shot.height), (720, 400));
+    ts.ok(&["destroy", "vncguest"]);
+    // A domain without VNC says so.
+    let cfg = ts.config("novnc", "");
+    ts.ok(&["create", cfg.to_str().unwrap()]);
+    let none = ts.run(&["vncviewer", "--print", "novnc"]);
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("has no VNC server (set vnc=1"));
+    ts.ok(&["destroy", "novnc"]);
+}

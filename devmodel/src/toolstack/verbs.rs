@@ -121,6 +121,13 @@ pub fn create(
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    if let Some(addr) = &record.vnc {
+        let target = addr
+            .parse()
+            .map(crate::frontends::viewer_target)
+            .unwrap_or_else(|_| addr.clone());
+        println!("VNC server listening on {addr} (vncviewer {target})");
+    }
     println!("Started domain {} (id={})", record.name, record.id);
     if attach {
         return console(&record.id.to_string(), 0);
