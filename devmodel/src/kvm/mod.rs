@@ -5,9 +5,11 @@
 //! devices to KVM: I/O and MMIO exits are dispatched to the buses, and GSI levels go to `KVM_IRQ_LINE`.
 
 mod control;
+mod dirty;
 mod vcpu;
 
 pub use control::{install_kick_handler, RunState, VcpuControl};
+pub use dirty::{KvmBarMapper, DIRTY_PAGE_SIZE};
 pub use vcpu::{Vcpu, VcpuExitReason};
 
 use std::sync::Arc;
