@@ -28,7 +28,8 @@
 //!
 //! The device is one state machine ([`Core`]: registers, DISPI registers, VRAM, render cache) behind one
 //! mutex. The bus adapters ([`StdVga::legacy_ports`], [`StdVga::vga_window`], the PCI function) lock it
-//! per access; the display refresh locks it while it renders. Lock order: PCI function → core. Every
+//! per access; the display refresh locks it while it renders. Lock order: PCI function → core; the
+//! refresh reads the dirty source before it takes the core, never while holding it. Every
 //! value the guest controls is checked before it indexes anything: register indexes are masked, window
 //! and BAR offsets are bounds-checked against VRAM, and a VBE mode is only ever active when its whole
 //! visible area fits in VRAM.
