@@ -43,7 +43,7 @@ use devices::legacy::i8042::I8042;
 use devices::legacy::port92::Port92;
 use devices::legacy::rtc::RtcDevice;
 use devices::memory::{Bytes, GuestAddress, GuestMemory};
-use devices::pci::PciAddress;
+use devices::pci::{PciAddress, PciRoot};
 use devices::storage::ide::{DriveConfig, DriveIdentity, DriveKind, IdeChannel};
 use devices::storage::piix_ide::PiixIde;
 use devices::system::SystemEvents;
@@ -165,6 +165,8 @@ pub struct Platform {
     pub pm: Option<Piix4PmHandle>,
     /// The IDE channels (primary: hda/hdb, secondary: hdc/hdd), for medium changes.
     pub ide: [Arc<IdeChannel>; 2],
+    /// PCI bus 0 (the runner installs its memory mapper here, for the VGA's framebuffer BAR).
+    pub pci: Arc<PciRoot>,
     /// The standard VGA.
     pub vga: Arc<StdVga>,
     /// The rendered screen, for the VNC server and the SDL window.
@@ -346,6 +348,7 @@ impl Platform {
             rtc,
             pm: chipset.pm,
             ide: [primary, secondary],
+            pci: chipset.root,
             vga,
             display,
             i8042,

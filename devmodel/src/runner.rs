@@ -18,7 +18,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use crate::config::{Action, Config};
 use crate::event_loop::{Flow, Outcome, SystemChannel, SystemSubscriber, Timers};
-use crate::kvm::{install_kick_handler, KvmError, KvmVm, VcpuControl};
+use crate::kvm::{install_kick_handler, KvmBarMapper, KvmError, KvmVm, VcpuControl};
 use crate::machine::{MachineError, MachineOptions, Platform, PlatformEnv};
 use crate::toolstack::control::{Command, ControlError, ControlServer, Handler};
 use crate::toolstack::registry::{run_dir, stat_fields, DomainRecord, Registry, RegistryError};
@@ -213,6 +213,11 @@ pub fn run(config: &Config, options: &MachineOptions, io: RunIo) -> Result<Outco
     }
     vm.map_ram(&platform.mem)?;
     vm.map_rom(platform.bios.rom_base(), platform.bios.bytes())?;
+    // The VGA's linear framebuffer as guest RAM with dirty-page logging, folded into each display refresh.
+    // Where KVM refuses the slot, the BAR stays trapped MMIO (with a warning).
+    let bar_mapper = KvmBarMapper::new(vm.clone());
+    platform.vga.set_dirty_source(bar_mapper.clone());
+    platform.pci.set_memory_mapper(bar_mapper);
 
     // The VNC server listens before the first instruction runs, so a viewer sees the firmware from its start.
     let _vnc = match &config.display.vnc {

@@ -18,10 +18,13 @@
 //!   device-specific windows such as the PIIX4 power-management block) onto the port-I/O and MMIO buses
 //!   whenever the guest reprograms them.
 //! - [`host::PciHost`]: the 0xCF8-0xCFF ports.
+//! - [`bar_memory`]: BARs backed by host memory, which a machine with a [`GuestMemoryMapper`] maps into the
+//!   guest as RAM (with dirty-page logging) instead of trapping every access.
 //!
 //! PCI INTx lines do not appear here: on this chipset they go through the PIIX3's PIRQ router
 //! ([`crate::chipset::piix3`]), which hands each function an [`IrqLine`].
 
+pub mod bar_memory;
 pub mod config;
 pub mod host;
 pub mod root;
@@ -34,6 +37,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::irq::IrqLine;
+pub use bar_memory::{BarMemory, DirtySource, GuestMemoryMapper, HostMemory, MapError};
 pub use config::{BarKind, ConfigSpace};
 pub use host::PciHost;
 pub use root::PciRoot;
@@ -224,6 +228,16 @@ pub trait PciFunction: Send {
     /// A write inside window `region`. The default drops it.
     fn bar_write(&mut self, region: RegionId, offset: u64, data: &[u8]) {
         let _ = (region, offset, data);
+    }
+
+    /// The host memory behind memory window `region`, if the window is plain memory that the machine may
+    /// map into the guest as RAM (see [`bar_memory`]). Must be exactly the window's size. The default: none,
+    /// every access goes through [`PciFunction::bar_read`]/[`PciFunction::bar_write`]. A function that
+    /// returns memory still serves those two for the same bytes: they are used whenever the machine has no
+    /// mapper or its mapper refuses the window.
+    fn bar_memory(&self, region: RegionId) -> Option<BarMemory> {
+        let _ = region;
+        None
     }
 
     /// A platform reset: back to power-on state. The default resets the configuration space only, and

@@ -16,13 +16,23 @@
 //! read-only, without locking the function. The image is not part of the function's state (it is
 //! configuration, and can be large). Reads inside the window but past the image return 0xFF, as an
 //! erased flash part would; SeaBIOS only reads as far as the ROM header's size field says.
+//!
+//! **RAM-backed BARs.** With a [`GuestMemoryMapper`] installed ([`PciRoot::set_memory_mapper`]), a memory
+//! window whose function offers [`super::PciFunction::bar_memory`] of exactly the window's size is also
+//! handed to the mapper each time it goes on the bus, and taken back (before it leaves the bus) each time it
+//! moves or stops decoding. The bus mapping stays underneath (see [`super::bar_memory`] for why), so a
+//! window the bus refuses is not mapped either, and one the mapper refuses still works, trapped.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::bus::{Bus, BusDevice};
 
+use super::bar_memory::{BarMemory, GuestMemoryMapper};
 use super::{AddressSpace, PciAddress, PciError, Region, RegionId, SharedFunction};
+
+/// Guest-physical granularity a mapper works in: a backed window must start on such a boundary.
+const PAGE_SIZE: u64 = 4096;
 
 struct Slot {
     address: PciAddress,
@@ -32,6 +42,8 @@ struct Slot {
     wanted: Vec<Region>,
     /// The subset of `wanted` that is on a bus.
     mapped: Vec<Region>,
+    /// The subset of `mapped` the mapper also backs with host memory, with that memory.
+    backed: Vec<(Region, BarMemory)>,
 }
 
 /// Bus 0 and its functions. See the module documentation.
@@ -41,6 +53,8 @@ pub struct PciRoot {
     /// devfn → slot. Held across a configuration write and the remapping that follows, so that two
     /// vCPUs reprogramming BARs cannot interleave their bus updates.
     slots: Mutex<BTreeMap<u8, Slot>>,
+    /// Maps RAM-backed windows into the guest; `None` keeps every window trapped. Locked after `slots`.
+    mapper: Mutex<Option<Arc<dyn GuestMemoryMapper>>>,
 }
 
 /// Forwards a window's accesses to its function.
@@ -94,7 +108,30 @@ impl PciRoot {
             pio,
             mmio,
             slots: Mutex::new(BTreeMap::new()),
+            mapper: Mutex::new(None),
         })
+    }
+
+    /// Installs the mapper that backs RAM-like windows with host memory (replacing any earlier one, whose
+    /// mappings are taken back first), and hands it every such window already on the bus.
+    pub fn set_memory_mapper(&self, mapper: Arc<dyn GuestMemoryMapper>) {
+        let mut slots = self.slots();
+        for slot in slots.values_mut() {
+            self.unback_all(slot);
+        }
+        *self.mapper.lock().unwrap_or_else(|e| e.into_inner()) = Some(mapper);
+        for slot in slots.values_mut() {
+            for region in slot.mapped.clone() {
+                self.back(slot, region);
+            }
+        }
+    }
+
+    fn mapper(&self) -> Option<Arc<dyn GuestMemoryMapper>> {
+        self.mapper
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn slots(&self) -> MutexGuard<'_, BTreeMap<u8, Slot>> {
@@ -148,6 +185,7 @@ impl PciRoot {
             rom,
             wanted: Vec::new(),
             mapped: Vec::new(),
+            backed: Vec::new(),
         };
         self.update(&mut slots, &mut slot, wanted);
         slots.insert(address.devfn(), slot);
@@ -241,10 +279,12 @@ impl PciRoot {
     fn update(&self, others: &mut BTreeMap<u8, Slot>, slot: &mut Slot, wanted: Vec<Region>) {
         let mut freed = false;
         let mut kept = Vec::with_capacity(slot.mapped.len());
-        for region in slot.mapped.drain(..) {
+        for region in std::mem::take(&mut slot.mapped) {
             if wanted.contains(&region) {
                 kept.push(region);
             } else {
+                // The mapper lets go first: until the bus mapping goes too, accesses still reach the function.
+                self.unback(slot, &region);
                 if let Err(e) = self.bus(region.space).remove(region.base) {
                     log::error!("pci {}: unmapping {:?}: {}", slot.address, region.id, e);
                 }
@@ -259,6 +299,68 @@ impl PciRoot {
             }
         }
         self.map_pending(slot);
+    }
+
+    /// Hands mapped window `region` of `slot` to the mapper, if there is one and the function backs the
+    /// window with memory of its size.
+    fn back(&self, slot: &mut Slot, region: Region) {
+        if region.space != AddressSpace::Memory
+            || region.id == RegionId::Rom
+            || slot.backed.iter().any(|(r, _)| *r == region)
+        {
+            return;
+        }
+        let Some(mapper) = self.mapper() else {
+            return;
+        };
+        let memory = slot
+            .function
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .bar_memory(region.id);
+        let Some(memory) = memory else {
+            return;
+        };
+        if memory.len() != region.len || region.base & (PAGE_SIZE - 1) != 0 {
+            // A device bug (memory of the wrong size) or a window smaller than a page: stays trapped.
+            log::error!(
+                "pci {}: {:?} of {:#x} bytes at {:#x} cannot be backed by {:#x} bytes of memory",
+                slot.address,
+                region.id,
+                region.len,
+                region.base,
+                memory.len()
+            );
+            return;
+        }
+        match mapper.map(region.base, &memory) {
+            Ok(()) => slot.backed.push((region, memory)),
+            Err(e) => crate::rate_limited!(
+                log::Level::Warn,
+                "pci {}: {:?} at {:#x} stays trapped MMIO: {}",
+                slot.address,
+                region.id,
+                region.base,
+                e
+            ),
+        }
+    }
+
+    /// Takes `region` back from the mapper, if it backs it.
+    fn unback(&self, slot: &mut Slot, region: &Region) {
+        let Some(i) = slot.backed.iter().position(|(r, _)| r == region) else {
+            return;
+        };
+        let (region, memory) = slot.backed.swap_remove(i);
+        if let Some(mapper) = self.mapper() {
+            mapper.unmap(region.base, &memory);
+        }
+    }
+
+    fn unback_all(&self, slot: &mut Slot) {
+        for (region, _) in slot.backed.clone() {
+            self.unback(slot, &region);
+        }
     }
 
     /// Inserts every wanted window of `slot` that is not mapped yet.
@@ -280,7 +382,10 @@ impl PciRoot {
                 .bus(region.space)
                 .insert(region.base, region.len, region.max_width, device)
             {
-                Ok(()) => slot.mapped.push(region),
+                Ok(()) => {
+                    slot.mapped.push(region);
+                    self.back(slot, region);
+                }
                 Err(e) => crate::rate_limited!(
                     log::Level::Warn,
                     "pci {}: guest placed {:?} where it cannot be decoded: {}",

@@ -33,63 +33,100 @@
 //! re-reads only the scan lines that touch dirty blocks. Blocks are [`DIRTY_BLOCK`] bytes rather than
 //! 4 KiB pages because VGA lines are short: a page holds twelve lines of mode 13h or 12h, so a single
 //! changed pixel would cost twelve lines; with 256-byte blocks it costs one or two, for a bitmap of 8 KiB
-//! per 16 MiB. If VRAM is later mapped into the guest as RAM, the machine feeds KVM's (page-granular)
-//! dirty log in through [`Vram::mark_dirty`].
+//! per 16 MiB. When the machine maps VRAM into the guest as RAM (the linear framebuffer on KVM), guest
+//! writes bypass the device; the display refresh then feeds the mapper's page-granular dirty log in
+//! through [`Vram::mark_dirty`] before it renders.
+//!
+//! # The memory itself
+//!
+//! VRAM is its own anonymous mapping ([`HostMemory`], vm-memory's `MmapRegion`), not a `Vec`, so that the
+//! very same host pages can be a KVM memory slot. A vCPU may then write them at any moment, so the device
+//! never forms a Rust reference to them: every access is a volatile access or a vm-memory copy into or
+//! out of a plain buffer (the renderers copy a scan line into a scratch buffer before converting it). A
+//! torn read can at worst show a pixel half-updated for one frame, and the dirty log brings the finished
+//! write to the next frame.
+//!
+//! The mapping is private anonymous memory, exactly what vm-memory (and so the machine) uses for guest
+//! RAM: KVM follows this process's page tables, so device and guest see the same pages, and pages nobody
+//! wrote are never allocated, even when read (a 256 MiB VRAM costs nothing until the guest draws).
+
+use std::sync::Arc;
+
+use vm_memory::VolatileMemory;
 
 use super::regs::{
     GR_BIT_MASK, GR_COLOR_COMPARE, GR_COLOR_DONT_CARE, GR_DATA_ROTATE, GR_ENABLE_SET_RESET,
     GR_MISC, GR_MODE, GR_READ_MAP, GR_SET_RESET, SR_MAP_MASK, SR_MEMORY_MODE,
 };
 use super::Core;
+use crate::pci::HostMemory;
 
 /// Size of a dirty-tracking block.
 pub const DIRTY_BLOCK: u64 = 256;
 const BLOCK_SHIFT: u32 = 8;
 
-/// Video memory: a plain byte array plus a bitmap of blocks written since the renderer last looked.
+/// Bytes zeroed or compared per step by [`Vram::clear`] and [`Vram::load`].
+const CHUNK: usize = 64 * 1024;
+
+/// Video memory: its own host mapping plus a bitmap of blocks written since the renderer last looked.
 pub struct Vram {
-    bytes: Vec<u8>,
+    memory: Arc<HostMemory>,
     dirty: Vec<u64>,
 }
 
 impl Vram {
     /// `size` bytes of zeroed VRAM.
-    pub fn new(size: usize) -> Vram {
+    pub fn new(size: usize) -> Result<Vram, vm_memory::mmap::MmapRegionError> {
         let blocks = size.div_ceil(DIRTY_BLOCK as usize);
-        Vram {
-            bytes: vec![0; size],
+        Ok(Vram {
+            memory: Arc::new(HostMemory::new(size)?),
             dirty: vec![0; blocks.div_ceil(64)],
-        }
+        })
     }
 
     /// Size in bytes.
     pub fn len(&self) -> u64 {
-        self.bytes.len() as u64
+        self.memory.size() as u64
     }
 
     /// Whether there is no VRAM at all (never, for a constructed device).
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.memory.size() == 0
     }
 
-    /// The bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+    /// The mapping, for a machine that maps it into the guest.
+    pub fn memory(&self) -> &Arc<HostMemory> {
+        &self.memory
+    }
+
+    /// `offset..offset + len` as a host range, if it lies wholly inside VRAM.
+    fn range(&self, offset: u64, len: usize) -> Option<usize> {
+        let start = usize::try_from(offset).ok()?;
+        (start.checked_add(len)? <= self.memory.size()).then_some(start)
     }
 
     /// The byte at `i`, or 0xFF past the end.
     pub fn get(&self, i: u64) -> u8 {
         usize::try_from(i)
             .ok()
-            .and_then(|i| self.bytes.get(i))
-            .copied()
-            .unwrap_or(0xff)
+            .and_then(|i| self.memory.get_ref::<u8>(i).ok())
+            .map_or(0xff, |b| b.load())
+    }
+
+    /// The four bytes at `i` (the four planes of plane offset `i / 4`); bytes past the end read 0xFF.
+    pub fn get4(&self, i: u64) -> [u8; 4] {
+        let mut out = [0xff; 4];
+        self.read(i, &mut out);
+        out
     }
 
     /// Writes the byte at `i` (dropped past the end) and marks its block dirty.
     pub fn set(&mut self, i: u64, value: u8) {
-        if let Some(b) = usize::try_from(i).ok().and_then(|i| self.bytes.get_mut(i)) {
-            *b = value;
+        if let Some(b) = usize::try_from(i)
+            .ok()
+            .and_then(|i| self.memory.get_ref::<u8>(i).ok())
+        {
+            b.store(value);
             self.mark_block(i >> BLOCK_SHIFT);
         }
     }
@@ -103,17 +140,47 @@ impl Vram {
         }
     }
 
+    /// How many of `len` bytes at `offset` lie inside VRAM.
+    fn inside(&self, offset: u64, len: usize) -> usize {
+        let left = self.len().saturating_sub(offset);
+        usize::try_from(left).map_or(len, |left| left.min(len))
+    }
+
     /// Reads `data.len()` bytes at `offset`; bytes past the end read 0xFF.
     pub fn read(&self, offset: u64, data: &mut [u8]) {
-        for (i, d) in data.iter_mut().enumerate() {
-            *d = self.get(offset.saturating_add(i as u64));
+        let n = self.inside(offset, data.len());
+        let (inside, past) = data.split_at_mut(n);
+        if let Some(start) = self.range(offset, n).filter(|_| n > 0) {
+            if let Ok(src) = self.memory.get_slice(start, n) {
+                src.copy_to(inside);
+            }
         }
+        past.fill(0xff);
+    }
+
+    /// Copies the `len` bytes at `offset` into `buf` (resized to `len`) and returns them, or `None` (and
+    /// leaves `buf` alone) when they do not lie wholly inside VRAM. The renderers' way to read a scan line.
+    pub fn read_exact<'a>(
+        &self,
+        offset: u64,
+        len: usize,
+        buf: &'a mut Vec<u8>,
+    ) -> Option<&'a [u8]> {
+        let src = self.memory.get_slice(self.range(offset, len)?, len).ok()?;
+        buf.resize(len, 0);
+        src.copy_to(buf.as_mut_slice());
+        Some(buf.as_slice())
     }
 
     /// Writes `data` at `offset`; bytes past the end are dropped.
     pub fn write(&mut self, offset: u64, data: &[u8]) {
-        for (i, &d) in data.iter().enumerate() {
-            self.set(offset.saturating_add(i as u64), d);
+        let n = self.inside(offset, data.len());
+        let Some(start) = self.range(offset, n).filter(|_| n > 0) else {
+            return;
+        };
+        if let Ok(dst) = self.memory.get_slice(start, n) {
+            dst.copy_from(&data[..n]);
+            self.mark_dirty(offset, n as u64);
         }
     }
 
@@ -159,16 +226,45 @@ impl Vram {
 
     /// Zeroes VRAM and marks it all dirty.
     pub fn clear(&mut self) {
-        self.bytes.fill(0);
+        self.zero_from(0);
         self.mark_all_dirty();
+    }
+
+    /// Zeroes everything from `offset` on. Chunks that already read as zero are left unwritten, so pages
+    /// nobody wrote stay unallocated.
+    fn zero_from(&self, offset: usize) {
+        let zeros = vec![0u8; CHUNK];
+        let mut seen = vec![0u8; CHUNK];
+        let mut at = offset;
+        while at < self.memory.size() {
+            let n = CHUNK.min(self.memory.size() - at);
+            let Ok(chunk) = self.memory.get_slice(at, n) else {
+                return;
+            };
+            chunk.copy_to(&mut seen[..n]);
+            // A slice comparison (memcmp) rather than a byte loop: this runs over all of VRAM.
+            if seen[..n] != zeros[..n] {
+                chunk.copy_from(&zeros[..n]);
+            }
+            at += n;
+        }
     }
 
     /// Replaces the contents with `data` (the rest zeroed); marks everything dirty.
     pub fn load(&mut self, data: &[u8]) {
-        let n = data.len().min(self.bytes.len());
-        self.bytes[..n].copy_from_slice(&data[..n]);
-        self.bytes[n..].fill(0);
+        let n = data.len().min(self.memory.size());
+        if let Ok(dst) = self.memory.get_slice(0, n) {
+            dst.copy_from(&data[..n]);
+        }
+        self.zero_from(n);
         self.mark_all_dirty();
+    }
+
+    /// A copy of all of VRAM.
+    pub fn contents(&self) -> Vec<u8> {
+        let mut out = vec![0; self.memory.size()];
+        self.read(0, &mut out);
+        out
     }
 }
 

@@ -28,14 +28,19 @@
 //!
 //! The device is one state machine ([`Core`]: registers, DISPI registers, VRAM, render cache) behind one
 //! mutex. The bus adapters ([`StdVga::legacy_ports`], [`StdVga::vga_window`], the PCI function) lock it
-//! per access; the display refresh locks it while it renders. Lock order: PCI function → core. Every
+//! per access; the display refresh locks it while it renders. Lock order: PCI function → core; the
+//! refresh reads the dirty source before it takes the core, never while holding it. Every
 //! value the guest controls is checked before it indexes anything: register indexes are masked, window
 //! and BAR offsets are bounds-checked against VRAM, and a VBE mode is only ever active when its whole
 //! visible area fits in VRAM.
 //!
-//! VRAM is a plain byte array (see [`memory`] for the plane layout); the snapshot ([`VgaState`]) holds
-//! the registers, and VRAM is saved separately ([`StdVga::vram_contents`], [`StdVga::load_vram`]),
-//! because at 16-256 MiB it does not belong in a serialised register dump.
+//! VRAM is its own host mapping (see [`memory`] for the plane layout and why), which BAR0 offers to the
+//! PCI root as RAM ([`crate::pci::bar_memory`]): on KVM the machine maps it into the guest with dirty-page
+//! logging and installs the log as the VGA's [`DirtySource`] ([`StdVga::set_dirty_source`]); every
+//! refresh first folds the pages the guest wrote into the renderer's dirty blocks. Without that (tests,
+//! the no-vCPU harness) BAR0 is trapped MMIO and marks its blocks as it writes. The snapshot
+//! ([`VgaState`]) holds the registers, and VRAM is saved separately ([`StdVga::vram_contents`],
+//! [`StdVga::load_vram`]), because at 16-256 MiB it does not belong in a serialised register dump.
 
 pub mod memory;
 pub mod regs;
@@ -53,7 +58,9 @@ use crate::bus::{le_value, put_le_value, BusDevice};
 use crate::clock::Clock;
 use crate::display::{DisplaySource, Frame, Rect};
 use crate::pci::config::ConfigSpace;
-use crate::pci::{BarKind, PciFunction, RegionId, SharedFunction};
+use crate::pci::{
+    BarKind, BarMemory, DirtySource, HostMemory, PciFunction, RegionId, SharedFunction,
+};
 
 use memory::Vram;
 use regs::{Regs, WriteEffect};
@@ -87,6 +94,14 @@ pub enum VgaError {
     /// `videoram` outside 1..=256 MiB.
     #[error("videoram {0} MiB out of range (1-{MAX_VIDEORAM_MIB} MiB)")]
     VideoRam(u32),
+    /// The host would not give VRAM its mapping.
+    #[error("cannot map {size} bytes of VRAM: {reason}")]
+    VramMap {
+        /// The size asked for.
+        size: u64,
+        /// The host's answer.
+        reason: String,
+    },
     /// A snapshot taken with a different VRAM size.
     #[error("snapshot has {snapshot} bytes of VRAM, device has {device}")]
     VramSize {
@@ -122,11 +137,11 @@ pub struct Core {
 }
 
 impl Core {
-    fn new(vram_size: usize) -> Core {
+    fn new(vram: Vram) -> Core {
         Core {
             regs: Regs::default(),
             vbe: Vbe::default(),
-            vram: Vram::new(vram_size),
+            vram,
             cache: render::Cache::default(),
             palette_changed: true,
             font_written: true,
@@ -215,6 +230,8 @@ pub struct VgaState {
 struct VgaPci {
     config: ConfigSpace,
     core: Arc<Mutex<Core>>,
+    /// VRAM's mapping, BAR0's backing memory.
+    vram: Arc<HostMemory>,
 }
 
 fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
@@ -243,6 +260,10 @@ impl PciFunction for VgaPci {
         }
     }
 
+    fn bar_memory(&self, region: RegionId) -> Option<BarMemory> {
+        (region == RegionId::Bar(0)).then(|| BarMemory::new(Arc::clone(&self.vram), true))
+    }
+
     fn reset(&mut self) {
         self.config.reset();
         lock(&self.core).reset();
@@ -255,6 +276,10 @@ pub struct StdVga {
     pci: Arc<Mutex<VgaPci>>,
     clock: Arc<dyn Clock>,
     vram_size: u64,
+    /// VRAM's mapping (the key the dirty source knows it by).
+    vram: Arc<HostMemory>,
+    /// Where guest writes that bypass the device are logged, when BAR0 is mapped as RAM.
+    dirty_source: Mutex<Option<Arc<dyn DirtySource>>>,
 }
 
 impl StdVga {
@@ -272,16 +297,24 @@ impl StdVga {
             .add_bar(0, BarKind::Memory32 { prefetchable: true }, vram_size)
             .map_err(bad)?;
         let size = usize::try_from(vram_size).map_err(|_| VgaError::VideoRam(videoram_mib))?;
-        let core = Arc::new(Mutex::new(Core::new(size)));
+        let vram = Vram::new(size).map_err(|e| VgaError::VramMap {
+            size: vram_size,
+            reason: e.to_string(),
+        })?;
+        let memory = Arc::clone(vram.memory());
+        let core = Arc::new(Mutex::new(Core::new(vram)));
         let pci = Arc::new(Mutex::new(VgaPci {
             config,
             core: Arc::clone(&core),
+            vram: Arc::clone(&memory),
         }));
         Ok(Arc::new(StdVga {
             core,
             pci,
             clock,
             vram_size,
+            vram: memory,
+            dirty_source: Mutex::new(None),
         }))
     }
 
@@ -351,6 +384,26 @@ impl StdVga {
         self.lock().vram.mark_dirty(offset, len);
     }
 
+    /// Installs where guest writes to VRAM that bypass the device are logged (the machine's mapper, once it
+    /// maps BAR0 as RAM); every refresh then asks it first.
+    pub fn set_dirty_source(&self, source: Arc<dyn DirtySource>) {
+        *self.dirty_source.lock().unwrap_or_else(|e| e.into_inner()) = Some(source);
+    }
+
+    /// Folds the dirty source's log into the renderer's dirty blocks. The log is read before the core is
+    /// locked (the source may make a system call), and before anything is rendered, so a guest write that
+    /// lands after this is in the next log.
+    fn pull_dirty(&self) -> Option<Vec<(u64, u64)>> {
+        let source = self
+            .dirty_source
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        let mut ranges = Vec::new();
+        source.take_dirty(&self.vram, &mut |offset, len| ranges.push((offset, len)));
+        Some(ranges)
+    }
+
     /// A platform reset: registers to power-on values (VRAM keeps its contents, as on hardware).
     pub fn reset(&self) {
         let mut pci = self.pci.lock().unwrap_or_else(|e| e.into_inner());
@@ -394,7 +447,7 @@ impl StdVga {
 
     /// A copy of VRAM.
     pub fn vram_contents(&self) -> Vec<u8> {
-        self.lock().vram.bytes().to_vec()
+        self.lock().vram.contents()
     }
 
     /// Replaces VRAM with `data`; must be exactly the VRAM size.
@@ -415,7 +468,12 @@ impl StdVga {
 impl DisplaySource for StdVga {
     fn refresh(&self, frame: &mut Frame) -> Vec<Rect> {
         let now = self.clock.now_ns();
-        self.lock().refresh(frame, now)
+        let dirty = self.pull_dirty();
+        let mut core = self.lock();
+        for (offset, len) in dirty.into_iter().flatten() {
+            core.vram.mark_dirty(offset, len);
+        }
+        core.refresh(frame, now)
     }
 }
 

@@ -6,9 +6,11 @@
 
 mod boot;
 mod control;
+mod dirty;
 mod vcpu;
 
 pub use control::{install_kick_handler, RunState, VcpuControl};
+pub use dirty::{KvmBarMapper, DIRTY_PAGE_SIZE};
 pub use vcpu::{Vcpu, VcpuExitReason};
 
 use std::sync::Arc;

@@ -1,7 +1,8 @@
 //! Bochs VBE packed-pixel modes, read straight from VRAM: 8 bpp through the DAC; 15 bpp
 //! `x:5 r:5 g:5 b:5` and 16 bpp `r:5 g:6 b:5` little-endian words; 24 and 32 bpp blue, green, red (and
 //! an unused byte). Line `y` starts at `start + y × pitch`; the geometry was checked against VRAM
-//! when the mode was enabled, and every read is bounds-checked again anyway.
+//! when the mode was enabled, and every read is bounds-checked again anyway. Each line is copied out of
+//! VRAM (which the guest may be writing at the same moment) into a scratch buffer before it is converted.
 
 use crate::display::{Frame, Rect};
 
@@ -26,8 +27,9 @@ pub fn refresh(core: &mut Core, g: &Geometry, frame: &mut Frame, full: bool) -> 
     let height = g.yres.min(fh);
     let width = g.xres.min(fw) as usize;
     let line_bytes = u64::from(g.xres) * bpp;
+    let line_len = usize::try_from(line_bytes).unwrap_or(usize::MAX);
     let mut changed = vec![false; height as usize];
-    let vram = core.vram.bytes();
+    let mut scratch = Vec::with_capacity(line_len.min(1 << 16));
     for y in 0..height {
         let first = g.start + u64::from(y) * g.pitch;
         if !full && !core.vram.range_dirty(first, line_bytes) {
@@ -39,9 +41,7 @@ pub fn refresh(core: &mut Core, g: &Geometry, frame: &mut Frame, full: bool) -> 
         let start = y as usize * fw as usize;
         let (Some(row), Some(src)) = (
             frame.pixels.get_mut(start..start + width),
-            usize::try_from(first)
-                .ok()
-                .and_then(|f| vram.get(f..f.checked_add(usize::try_from(line_bytes).ok()?)?)),
+            core.vram.read_exact(first, line_len, &mut scratch),
         ) else {
             continue;
         };

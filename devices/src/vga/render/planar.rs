@@ -163,7 +163,7 @@ pub fn refresh(core: &mut Core, g: &GfxGeom, frame: &mut Frame, full: bool) -> V
         let mut x = 0usize;
         for c in 0..g.chars {
             let base = g.offset(y, c) * 4;
-            let p: [u8; 4] = std::array::from_fn(|i| core.vram.get(base + i as u64));
+            let p = core.vram.get4(base);
             match g.shift {
                 Shift::Planar16 => {
                     for bit in (0..8).rev() {

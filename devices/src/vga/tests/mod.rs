@@ -3,6 +3,7 @@
 //! palette bytes they load into the device.
 
 mod graphics;
+mod mapped;
 mod regs;
 mod robust;
 mod text;
