@@ -2,7 +2,7 @@
 """Start-to-first-boot-attempt time and device-model memory, devmodel against Debian's QEMU.
 
 Both run the same SeaBIOS image (/usr/share/seabios/bios-256k.bin) on the same empty machine: i440FX/PIIX3,
-128 MiB, one vCPU, no disks, no NIC, no display, SeaBIOS debug output on port 0x402 written to a file.
+128 MiB, one vCPU, no disks, no NIC, the standard VGA (16 MiB, SeaVGABIOS runs) with no display client, SeaBIOS debug output on port 0x402 written to a file.
 For each run the script measures, from process start:
   * the wall time until SeaBIOS's debug output shows its first boot attempt ("Booting from" or
     "No bootable device"),
@@ -87,14 +87,14 @@ def main():
     with open(cfg, "w") as f:
         f.write(
             "kernel='/usr/lib/xen/boot/hvmloader'\nbuilder='hvm'\nname='bench'\n"
-            f"memory={MEM_MIB}\nvcpus=1\nboot='c'\nserial='null'\nvnc=0\nacpi=1\n"
+            f"memory={MEM_MIB}\nvcpus=1\nboot='c'\nserial='null'\nvnc=0\nacpi=1\nstdvga=1\nvideoram=16\n"
         )
     ours_log = os.path.join(tmp, "ours.log")
     qemu_log = os.path.join(tmp, "qemu.log")
     ours = [args.devmodel, "run", cfg, "--debugcon", ours_log]
     qemu = [
         "qemu-system-x86_64", "-M", "pc", "-enable-kvm", "-m", str(MEM_MIB), "-smp", "1",
-        "-bios", "/usr/share/seabios/bios-256k.bin", "-nodefaults", "-display", "none", "-vga", "none",
+        "-bios", "/usr/share/seabios/bios-256k.bin", "-nodefaults", "-display", "none", "-vga", "std",
         "-boot", "c", "-serial", "null", "-chardev", f"file,id=dbg,path={qemu_log}",
         "-device", "isa-debugcon,iobase=0x402,chardev=dbg",
     ]

@@ -68,6 +68,8 @@ class Rfb:
         self.s = socket.create_connection(("127.0.0.1", port), timeout=60)
         self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.count = 0
+        self.keep_raw = False
+        self.raw = None
         ver = self.read(12)
         assert ver.startswith(b"RFB "), ver
         self.s.sendall(b"RFB 003.008\n")
@@ -114,7 +116,9 @@ class Rfb:
 
     def rect(self, x, y, w, h, enc):
         if enc == 0:
-            self.read(w * h * 4)
+            data = self.read(w * h * 4)
+            if self.keep_raw and (x, y, w, h) == (0, 0, self.width, self.height):
+                self.raw = data
         elif enc == 5:
             for ty in range(y, y + h, 16):
                 for tx in range(x, x + w, 16):
@@ -201,6 +205,24 @@ def full_update(port, enc):
     return elapsed, size
 
 
+def screen_pixels(port):
+    """The whole screen as Raw 32-bpp pixel bytes (for checking both servers show the same picture)."""
+    c = Rfb(port)
+    c.keep_raw = True
+    c.set_encodings([0])
+    c.request(False)
+    while c.update() is None:
+        pass
+    c.close()
+    return c.width, c.height, c.raw
+
+
+def write_ppm(path, width, height, raw):
+    with open(path, "wb") as f:
+        f.write(b"P6\n%d %d\n255\n" % (width, height))
+        f.write(bytes(b for i in range(0, len(raw), 4) for b in (raw[i + 2], raw[i + 1], raw[i])))
+
+
 def one_line_change(port, enc, keysym):
     c = Rfb(port)
     c.set_encodings([enc, PSEUDO_DESKTOP_SIZE])
@@ -266,7 +288,7 @@ def measure(name, proc, port, serial, runs):
     try:
         wait_serial(serial, b"BENCH-READY", 600)
         time.sleep(2)
-        results = {}
+        results = {"screen": screen_pixels(port)}
         for enc_name, enc in ENCODINGS.items():
             full = [full_update(port, enc) for _ in range(runs)]
             line = [one_line_change(port, enc, ord("a")) for _ in range(runs)]
@@ -286,6 +308,7 @@ def measure(name, proc, port, serial, runs):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--dump", help="write both screens as PPM files into this directory")
     ap.add_argument("--devmodel", default=os.path.join(os.path.dirname(__file__), "..", "target", "release",
                                                        "devmodel"))
     args = ap.parse_args()
@@ -296,6 +319,13 @@ def main():
         qs, ds = os.path.join(workdir, "qemu-com1"), os.path.join(workdir, "devmodel-com1")
         qemu = measure("qemu", start_qemu(iso, 5977, qs), 5977, qs, args.runs)
         ours = measure("devmodel", start_devmodel(args.devmodel, iso, 5978, ds, workdir), 5978, ds, args.runs)
+    (qw, qh, qraw), (ow, oh, oraw) = qemu.pop("screen"), ours.pop("screen")
+    if args.dump:
+        write_ppm(os.path.join(args.dump, "qemu.ppm"), qw, qh, qraw)
+        write_ppm(os.path.join(args.dump, "devmodel.ppm"), ow, oh, oraw)
+    same = sum(1 for i in range(0, min(len(qraw), len(oraw)), 4) if qraw[i:i + 3] == oraw[i:i + 3])
+    print(f"Screens: QEMU {qw}x{qh}, devmodel {ow}x{oh}; {100.0 * same / (qw * qh):.1f}% of pixels identical "
+          f"(the same GRUB screen, drawn by each VGA BIOS's VBE mode)\n")
     print(f"| encoding | full update bytes devmodel / QEMU | full update ms devmodel / QEMU | "
           f"one-line change bytes devmodel / QEMU | one-line change ms devmodel / QEMU |")
     print("|---|---|---|---|---|")

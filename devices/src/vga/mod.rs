@@ -445,6 +445,16 @@ impl StdVga {
         Ok(())
     }
 
+    /// Writes VRAM bytes without marking them dirty, as a vCPU storing through a mapped framebuffer does.
+    #[cfg(test)]
+    pub(crate) fn load_vram_range_for_test(&self, offset: usize, data: &[u8]) {
+        use vm_memory::VolatileMemory;
+        let core = self.lock();
+        if let Ok(dst) = core.vram.memory().get_slice(offset, data.len()) {
+            dst.copy_from(data);
+        }
+    }
+
     /// A copy of VRAM.
     pub fn vram_contents(&self) -> Vec<u8> {
         self.lock().vram.contents()

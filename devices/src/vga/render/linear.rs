@@ -8,7 +8,7 @@ use crate::display::{Frame, Rect};
 
 use super::super::vbe::Geometry;
 use super::super::Core;
-use super::line_runs;
+use super::span_runs;
 
 /// Expands a `bits`-wide colour component to 8 bits.
 fn expand(v: u32, bits: u32) -> u32 {
@@ -28,15 +28,16 @@ pub fn refresh(core: &mut Core, g: &Geometry, frame: &mut Frame, full: bool) -> 
     let width = g.xres.min(fw) as usize;
     let line_bytes = u64::from(g.xres) * bpp;
     let line_len = usize::try_from(line_bytes).unwrap_or(usize::MAX);
-    let mut changed = vec![false; height as usize];
+    // For each redrawn line, the columns whose pixels really changed: a dirty VRAM block covers whole lines
+    // (and guests rewrite unchanged pixels, GRUB's gfxterm redraws its whole double buffer), so comparing the
+    // converted line with what the frame holds keeps the reported rectangles, and what front-ends send, small.
+    let mut spans: Vec<Option<(u32, u32)>> = vec![None; height as usize];
     let mut scratch = Vec::with_capacity(line_len.min(1 << 16));
+    let mut line: Vec<u32> = Vec::with_capacity(width);
     for y in 0..height {
         let first = g.start + u64::from(y) * g.pitch;
         if !full && !core.vram.range_dirty(first, line_bytes) {
             continue;
-        }
-        if let Some(c) = changed.get_mut(y as usize) {
-            *c = true;
         }
         let start = y as usize * fw as usize;
         let (Some(row), Some(src)) = (
@@ -45,31 +46,45 @@ pub fn refresh(core: &mut Core, g: &Geometry, frame: &mut Frame, full: bool) -> 
         ) else {
             continue;
         };
+        line.clear();
         match g.bpp {
-            8 => {
-                for (p, &b) in row.iter_mut().zip(src) {
-                    *p = dac.get(usize::from(b)).copied().unwrap_or(0);
-                }
-            }
+            8 => line.extend(
+                src.iter()
+                    .map(|&b| dac.get(usize::from(b)).copied().unwrap_or(0)),
+            ),
             15 | 16 => {
                 let green = if g.bpp == 15 { 5 } else { 6 };
-                for (p, w) in row.iter_mut().zip(src.chunks_exact(2)) {
+                line.extend(src.chunks_exact(2).map(|w| {
                     let v = u32::from(u16::from_le_bytes([w[0], w[1]]));
                     let b = expand(v & 0x1f, 5);
                     let gr = expand((v >> 5) & ((1 << green) - 1), green);
                     let r = expand((v >> (5 + green)) & 0x1f, 5);
-                    *p = (r << 16) | (gr << 8) | b;
-                }
+                    (r << 16) | (gr << 8) | b
+                }));
             }
-            _ => {
-                for (p, c) in row.iter_mut().zip(src.chunks_exact(bpp.max(1) as usize)) {
-                    *p = (u32::from(c[2]) << 16) | (u32::from(c[1]) << 8) | u32::from(c[0]);
-                }
+            _ => line.extend(
+                src.chunks_exact(bpp.max(1) as usize)
+                    .map(|c| (u32::from(c[2]) << 16) | (u32::from(c[1]) << 8) | u32::from(c[0])),
+            ),
+        }
+        let n = line.len().min(row.len());
+        let (new, old) = (&line[..n], &mut row[..n]);
+        let first_diff = new.iter().zip(old.iter()).position(|(a, b)| a != b);
+        if let Some(x0) = first_diff {
+            let x1 = n - new
+                .iter()
+                .rev()
+                .zip(old.iter().rev())
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
+            old[x0..x1].copy_from_slice(&new[x0..x1]);
+            if let Some(s) = spans.get_mut(y as usize) {
+                *s = Some((x0 as u32, x1 as u32));
             }
         }
     }
     if full {
         return vec![Rect::full(fw, fh)];
     }
-    line_runs(&changed, fw)
+    span_runs(&spans)
 }

@@ -264,6 +264,48 @@ impl Core {
     }
 }
 
+/// One rectangle per run of consecutive changed lines, as wide as the union of their changed spans
+/// (`spans[y]` = the columns `x0..x1` of line `y` whose pixels changed, `None` for an unchanged line). A run is
+/// split where a line's span is far from the run's, so two changes in different corners of a band stay two
+/// small rectangles rather than one box spanning both.
+pub fn span_runs(spans: &[Option<(u32, u32)>]) -> Vec<Rect> {
+    /// Spans further apart than this (pixels) start a new rectangle.
+    const GAP: u32 = 64;
+    let mut out = Vec::new();
+    let mut run: Option<(u32, u32, u32)> = None; // first line, x0, x1
+    let close = |run: (u32, u32, u32), end: u32, out: &mut Vec<Rect>| {
+        out.push(Rect {
+            x: run.1,
+            y: run.0,
+            w: run.2 - run.1,
+            h: end - run.0,
+        })
+    };
+    for (y, span) in spans.iter().enumerate() {
+        let y = y as u32;
+        run = match (run, *span) {
+            (None, None) => None,
+            (Some(r), None) => {
+                close(r, y, &mut out);
+                None
+            }
+            (None, Some((a, b))) => Some((y, a, b)),
+            (Some(r), Some((a, b))) => {
+                if a > r.2.saturating_add(GAP) || b.saturating_add(GAP) < r.1 {
+                    close(r, y, &mut out);
+                    Some((y, a, b))
+                } else {
+                    Some((r.0, r.1.min(a), r.2.max(b)))
+                }
+            }
+        };
+    }
+    if let Some(r) = run {
+        close(r, spans.len() as u32, &mut out);
+    }
+    out
+}
+
 /// One rectangle per run of consecutive `true` lines, full width.
 pub fn line_runs(changed: &[bool], width: u32) -> Vec<Rect> {
     let mut out = Vec::new();

@@ -105,38 +105,27 @@ fn guest_stores_through_the_mapping_reach_the_screen_through_the_dirty_log() {
     // Without the dirty source the device cannot know: nothing is redrawn, the pixel stays black.
     assert!(m.refresh().is_empty());
     assert_eq!(m.frame.pixels[300 * 1024 + 10], 0);
-    // With it, exactly that line is redrawn, once.
+    // With it, that line is redrawn, once, and the changed pixel is the rectangle reported.
     m.vga.set_dirty_source(m.mapper.clone());
     assert_eq!(
         m.refresh(),
         vec![Rect {
-            x: 0,
+            x: 10,
             y: 300,
-            w: 1024,
+            w: 1,
             h: 1
         }]
     );
     assert_eq!(m.frame.pixels[300 * 1024 + 10], 0x332211);
     assert!(m.refresh().is_empty());
-    // Two stores far apart: two runs of lines.
+    // Two stores far apart: two small rectangles (the second store straddles lines 700 and 701, whose changed
+    // pixels are at opposite ends of the lines, so they are reported separately too).
     assert!(m.mapper.guest_write(LFB, &[0xff; 8]));
     assert!(m.mapper.guest_write(LFB + 700 * 4096 + 4092, &[0x80; 8]));
+    let rect = |x, y, w, h| Rect { x, y, w, h };
     assert_eq!(
         m.refresh(),
-        vec![
-            Rect {
-                x: 0,
-                y: 0,
-                w: 1024,
-                h: 1
-            },
-            Rect {
-                x: 0,
-                y: 700,
-                w: 1024,
-                h: 2
-            }
-        ]
+        vec![rect(0, 0, 2, 1), rect(1023, 700, 1, 1), rect(0, 701, 1, 1)]
     );
     assert_eq!(m.frame.pixels[1], 0xffffff);
     assert_eq!(m.frame.pixels[701 * 1024], 0x808080);

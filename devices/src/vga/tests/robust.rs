@@ -256,17 +256,24 @@ fn pci_function_ids_bar0_and_rom() {
 #[test]
 fn external_dirty_marks_reach_the_renderer() {
     let mut r = Rig::new();
-    r.dispi(INDEX_BPP, 8);
+    r.dispi(INDEX_BPP, 32);
     r.dispi(INDEX_ENABLE, ENABLED | LFB_ENABLED);
     r.refresh();
     assert!(r.refresh().is_empty());
-    r.vga.mark_vram_dirty(640 * 100, 1);
+    // A mark over unchanged bytes makes the renderer look, and it reports nothing: the pixels are the same.
+    r.vga.mark_vram_dirty(640 * 4 * 100, 4);
+    assert!(r.refresh().is_empty());
+    // Bytes changed behind the device's back (as a vCPU writes a mapped framebuffer) show once marked.
+    r.vga
+        .load_vram_range_for_test(640 * 4 * 100 + 7 * 4, &[0xff, 0, 0, 0]);
+    assert!(r.refresh().is_empty(), "unmarked changes are not seen");
+    r.vga.mark_vram_dirty(640 * 4 * 100, 640 * 4);
     assert_eq!(
         r.refresh(),
         vec![Rect {
-            x: 0,
+            x: 7,
             y: 100,
-            w: 640,
+            w: 1,
             h: 1
         }]
     );
