@@ -70,6 +70,7 @@ class Rfb:
         self.count = 0
         self.keep_raw = False
         self.raw = None
+        self.area = 0  # pixels covered by the rectangles received so far
         ver = self.read(12)
         assert ver.startswith(b"RFB "), ver
         self.s.sendall(b"RFB 003.008\n")
@@ -117,8 +118,12 @@ class Rfb:
     def rect(self, x, y, w, h, enc):
         if enc == 0:
             data = self.read(w * h * 4)
-            if self.keep_raw and (x, y, w, h) == (0, 0, self.width, self.height):
-                self.raw = data
+            if self.keep_raw:
+                if self.raw is None:
+                    self.raw = bytearray(self.width * self.height * 4)
+                for row in range(h):
+                    at = ((y + row) * self.width + x) * 4
+                    self.raw[at:at + w * 4] = data[row * w * 4:(row + 1) * w * 4]
         elif enc == 5:
             for ty in range(y, y + h, 16):
                 for tx in range(x, x + w, 16):
@@ -169,6 +174,8 @@ class Rfb:
             for _ in range(n):
                 x, y, w, h, enc = struct.unpack(">HHHHi", self.read(12))
                 self.rect(x, y, w, h, enc)
+                if enc >= 0:
+                    self.area += w * h
             return n
         if kind == 1:  # colour map entries
             self.read(1)
@@ -191,14 +198,17 @@ def full_update(port, enc):
     c = Rfb(port)
     c.set_encodings([enc, PSEUDO_DESKTOP_SIZE])
     # Settle: one full update first, so both servers have rendered the current screen.
+    # A server may split a full update over several FramebufferUpdate messages (QEMU does): read until the
+    # rectangles cover the whole screen.
     c.request(False)
-    while c.update() is None:
-        pass
+    while c.area < c.width * c.height:
+        c.update()
     before = c.count
+    c.area = 0
     start = time.monotonic()
     c.request(False)
-    while c.update() is None:
-        pass
+    while c.area < c.width * c.height:
+        c.update()
     elapsed = time.monotonic() - start
     size = c.count - before
     c.close()
@@ -211,8 +221,8 @@ def screen_pixels(port):
     c.keep_raw = True
     c.set_encodings([0])
     c.request(False)
-    while c.update() is None:
-        pass
+    while c.area < c.width * c.height:
+        c.update()
     c.close()
     return c.width, c.height, c.raw
 
@@ -227,8 +237,8 @@ def one_line_change(port, enc, keysym):
     c = Rfb(port)
     c.set_encodings([enc, PSEUDO_DESKTOP_SIZE])
     c.request(False)
-    while c.update() is None:
-        pass
+    while c.area < c.width * c.height:
+        c.update()
     c.request(True)
     before = c.count
     start = time.monotonic()

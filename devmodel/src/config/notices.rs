@@ -98,7 +98,7 @@ pub const BUILT: Built = Built {
     std_vga: true,
     cirrus_vga: false,
     vnc: true,
-    vnc_viewer: false,
+    vnc_viewer: true,
     sdl: cfg!(feature = "sdl"),
     serial: true,
     parallel: false,
