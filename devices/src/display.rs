@@ -212,6 +212,9 @@ pub struct DisplayHub {
     source: Arc<dyn DisplaySource>,
     frame: RwLock<Frame>,
     consumers: Mutex<Vec<Weak<DisplayConsumer>>>,
+    /// When a front-end last passed user input to the guest, or the last refresh found a change: the refresh
+    /// runs fast for a while after either, since the guest's answer (an echoed key, a moved cursor) follows.
+    activity: Mutex<Option<std::time::Instant>>,
     /// The domain name, for window titles and RFB's ServerInit.
     pub name: String,
 }
@@ -223,6 +226,7 @@ impl DisplayHub {
             source,
             frame: RwLock::new(Frame::new(640, 480)),
             consumers: Mutex::new(Vec::new()),
+            activity: Mutex::new(None),
             name: name.to_string(),
         })
     }
@@ -249,6 +253,20 @@ impl DisplayHub {
         consumer
     }
 
+    /// A front-end passed a key or pointer event to the guest: refresh fast for a while, so that what the guest
+    /// draws in answer reaches the user sooner.
+    pub fn note_input(&self) {
+        *self.activity.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+    }
+
+    /// Whether input arrived, or the screen changed, within [`ACTIVE_WINDOW`].
+    pub fn recently_active(&self) -> bool {
+        self.activity
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| t.elapsed() < ACTIVE_WINDOW)
+    }
+
     /// Renders what changed and tells every consumer. Called by the machine's display refresh.
     pub fn refresh(&self) {
         let (resized, rects) = {
@@ -266,6 +284,7 @@ impl DisplayHub {
         if rects.is_empty() && !resized {
             return;
         }
+        *self.activity.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
         let mut consumers = self.consumers.lock().unwrap_or_else(|e| e.into_inner());
         consumers.retain(|c| match c.upgrade() {
             Some(c) => {
@@ -291,9 +310,16 @@ impl DisplayHub {
     }
 }
 
-/// How often the display is refreshed: about 30 times a second, as QEMU's and Xen's qemu-dm's graphic
-/// consoles did.
+/// How often the display is refreshed when nothing happens: about 30 times a second, as QEMU's and Xen's
+/// qemu-dm's graphic consoles did.
 pub const REFRESH_PERIOD_NS: u64 = 33_000_000;
+/// How often it is refreshed within [`ACTIVE_WINDOW`] of user input or of a change on the screen. A refresh
+/// that finds nothing costs little (text modes compare cells, linear modes read KVM's dirty log), and this
+/// puts a typed character on the user's screen a few milliseconds after the guest draws it, not up to a whole
+/// period later.
+pub const ACTIVE_REFRESH_PERIOD_NS: u64 = 5_000_000;
+/// How long input or a change keeps the refresh fast.
+pub const ACTIVE_WINDOW: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The machine's display refresh, as a [`Timed`](crate::timer::Timed) device on the timer loop: every
 /// [`REFRESH_PERIOD_NS`] it renders what changed, but only while some front-end is watching. With nobody
@@ -312,10 +338,16 @@ impl DisplayRefresh {
 
 impl crate::timer::Timed for DisplayRefresh {
     fn advance(&self, now_ns: u64) -> Option<u64> {
-        if self.hub.has_consumers() {
-            self.hub.refresh();
+        if !self.hub.has_consumers() {
+            return Some(now_ns.saturating_add(REFRESH_PERIOD_NS));
         }
-        Some(now_ns.saturating_add(REFRESH_PERIOD_NS))
+        self.hub.refresh();
+        let period = if self.hub.recently_active() {
+            ACTIVE_REFRESH_PERIOD_NS
+        } else {
+            REFRESH_PERIOD_NS
+        };
+        Some(now_ns.saturating_add(period))
     }
 }
 
@@ -352,28 +384,61 @@ mod tests {
         // Nobody subscribed: the source was not asked to render (still 640x480, counter untouched).
         assert_eq!(hub.frame().width, 640);
         assert_eq!(source.0.lock().unwrap().2, 0);
+        // Subscribing renders at once (the resize to 8x4), so the first picture is current.
         let consumer = hub.subscribe();
         assert!(hub.has_consumers());
-        refresh.advance(2000);
         assert_eq!((hub.frame().width, hub.frame().height), (8, 4));
-        refresh.advance(3000);
+        assert_eq!(source.0.lock().unwrap().2, 0);
+        // Changes keep the refresh fast for a while.
+        assert_eq!(refresh.advance(2000), Some(2000 + ACTIVE_REFRESH_PERIOD_NS));
         assert_eq!(source.0.lock().unwrap().2, 1);
+        refresh.advance(3000);
+        assert_eq!(source.0.lock().unwrap().2, 2);
         drop(consumer);
         assert!(!hub.has_consumers());
         refresh.advance(4000);
-        assert_eq!(source.0.lock().unwrap().2, 1);
+        assert_eq!(source.0.lock().unwrap().2, 2);
+    }
+
+    /// A source whose picture never changes after the first render.
+    struct Still(Mutex<bool>);
+    impl DisplaySource for Still {
+        fn refresh(&self, frame: &mut Frame) -> Vec<Rect> {
+            let mut drawn = self.0.lock().unwrap();
+            if frame.resize(4, 4) || !*drawn {
+                *drawn = true;
+                return vec![Rect::full(4, 4)];
+            }
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn refresh_is_fast_after_input_and_slow_when_idle() {
+        use crate::timer::Timed;
+        let hub = DisplayHub::new(Arc::new(Still(Mutex::new(false))), "guest");
+        let refresh = DisplayRefresh::new(hub.clone());
+        let _consumer = hub.subscribe();
+        // Idle: nothing is reported for longer than the active window → the normal period.
+        *hub.activity.lock().unwrap() = None;
+        assert_eq!(refresh.advance(0), Some(REFRESH_PERIOD_NS));
+        hub.note_input();
+        assert_eq!(refresh.advance(10), Some(10 + ACTIVE_REFRESH_PERIOD_NS));
+        *hub.activity.lock().unwrap() =
+            Some(std::time::Instant::now() - ACTIVE_WINDOW - std::time::Duration::from_millis(1));
+        assert_eq!(refresh.advance(20), Some(20 + REFRESH_PERIOD_NS));
     }
 
     #[test]
     fn consumers_accumulate_changes_independently() {
         let source = Arc::new(Pattern(Mutex::new((8, 4, 0))));
         let hub = DisplayHub::new(source.clone(), "guest");
-        let a = hub.subscribe();
-        hub.refresh(); // resize to 8x4
+        let a = hub.subscribe(); // renders: the resize to 8x4
         let (resized, rects) = a.take();
         assert!(resized);
         assert!(rects.contains(&Rect::full(8, 4)));
-        let b = hub.subscribe();
+        let b = hub.subscribe(); // renders: pixel 0 becomes 1
+        a.take();
         hub.refresh();
         hub.refresh();
         assert_eq!(
@@ -396,7 +461,7 @@ mod tests {
             rects_b.contains(&Rect::full(8, 4)),
             "a new consumer starts with the whole screen"
         );
-        assert_eq!(hub.frame().pixels[0], 2);
+        assert_eq!(hub.frame().pixels[0], 3);
     }
 
     #[test]

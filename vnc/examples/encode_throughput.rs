@@ -1,7 +1,7 @@
 //! Encoder throughput: megapixels per second and bytes for a full 1024×768 screen in each encoding, for three
 //! kinds of screen content (a text console, a desktop of flat areas, a photo-like gradient), 32-bpp true colour.
 //!
-//! `cargo run --release -p vnc --example encode_throughput`
+//! `cargo run --release -p vnc --example encode_throughput [ZLIB_LEVEL]` (default: the server's default level)
 
 use std::time::Instant;
 
@@ -99,6 +99,11 @@ fn measure(name: &str, mut encode: impl FnMut(&mut Vec<u8>)) -> (f64, usize) {
 }
 
 fn main() {
+    let level: u32 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(vnc::DEFAULT_ZLIB_LEVEL);
+    println!("zlib level {level}");
     let pw = PixelWriter::new(PixelFormat::NATIVE);
     for (screen, pixels) in [
         ("text console", text_screen()),
@@ -110,11 +115,11 @@ fn main() {
         pw.convert(&pixels, &mut values);
         measure("Raw", |out| raw::encode(&values, &pw, out));
         measure("Hextile", |out| hextile::encode(&values, W, H, &pw, out));
-        let mut z = zrle::ZrleEncoder::new(6);
+        let mut z = zrle::ZrleEncoder::new(level);
         measure("ZRLE", |out| {
             z.encode(&values, W, H, &pw, out).expect("zrle");
         });
-        let mut t = tight::TightEncoder::new(6);
+        let mut t = tight::TightEncoder::new(level);
         let mut sub = Vec::new();
         measure("Tight", |out| {
             for (x, y, w, h) in tight::split(0, 0, W, H) {

@@ -351,6 +351,7 @@ impl Input {
     fn key(&mut self, sc: u16, down: bool) {
         self.pressed[key_index(sc)] = down;
         self.inner.keyboard.key(sc, down);
+        self.inner.hub.note_input();
     }
 
     fn pointer(&mut self, mask: u8, x: u16, y: u16) {
@@ -363,6 +364,7 @@ impl Input {
             0
         };
         let buttons = mask & 0x1F;
+        self.inner.hub.note_input();
         let (relative_announced, (w, h)) = {
             let p = self.control.lock();
             (p.relative_announced, p.size)

@@ -39,3 +39,4 @@ pub use client::ClientError;
 pub use keymap::Keymap;
 pub use pixel::PixelFormat;
 pub use server::{Listen, SharePolicy, VncConfig, VncError, VncServer, BASE_PORT};
+pub use update::DEFAULT_ZLIB_LEVEL;

@@ -36,7 +36,7 @@ const PENDING_POLL: Duration = Duration::from_millis(40);
 /// How long it waits for a request before re-checking.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// zlib level when the client gives no compression-level hint.
-const DEFAULT_ZLIB_LEVEL: u32 = 5;
+pub const DEFAULT_ZLIB_LEVEL: u32 = 5;
 
 /// What the client's SetEncodings enabled.
 #[derive(Debug, Default, Clone, Copy)]
