@@ -128,7 +128,11 @@ fn run_until_done(vm: &KvmVm, code: &[u8]) {
     let done = Arc::new(Mutex::new(false));
     pio.insert(0x403, 1, 1, Arc::new(Done(control.clone(), done.clone())))
         .unwrap();
-    let vcpu = vm.create_vcpus(1, &Default::default()).unwrap().pop().unwrap();
+    let vcpu = vm
+        .create_vcpus(1, &Default::default())
+        .unwrap()
+        .pop()
+        .unwrap();
     let system = Arc::new(RecordingSystem::new());
     let (p, m, c, s) = (pio, mmio, control, system.clone());
     let thread = std::thread::spawn(move || vcpu.run(p, m, c, s));

@@ -189,21 +189,7 @@ pub fn ether_crc(data: &[u8]) -> u32 {
     crc
 }
 
-/// The standard (reflected, inverted) CRC-32 of `data`, bit by bit: the FCS a NIC appends.
-pub fn fcs(data: &[u8]) -> u32 {
-    let mut crc: u32 = 0xffff_ffff;
-    for &octet in data {
-        crc ^= u32::from(octet);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
+pub use crate::net::testing::packets::fcs;
 
 #[test]
 fn reference_crcs_match_known_values_and_the_model() {

@@ -234,21 +234,7 @@ pub(super) fn frame_to_us(len: usize, seed: u8) -> Vec<u8> {
     eth(MAC, PEER, 0x88b5, &payload)
 }
 
-/// The IEEE 802.3 FCS, bit by bit (independent of the crc32fast the device uses).
-pub(super) fn fcs(data: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
+pub(super) use crate::net::testing::packets::fcs;
 
 /// The multicast filter bit Linux computes for `addr`: `ether_crc(6, addr) >> 26`, bit by bit.
 pub(super) fn linux_mc_bit(addr: &[u8; 6]) -> usize {
