@@ -633,6 +633,23 @@ pub fn parse_dhcp_reply(frame: &[u8]) -> Option<(Ethernet<'_>, Dhcp)> {
     (dhcp.op == 2).then_some((eth, dhcp))
 }
 
+/// The IEEE 802.3 frame check sequence (CRC-32), computed bit by bit: an oracle independent of the `crc32fast`
+/// the NIC models use.
+pub fn fcs(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -742,21 +759,4 @@ mod tests {
             let _ = parse_icmp_echo(cut);
         }
     }
-}
-
-/// The IEEE 802.3 frame check sequence (CRC-32), computed bit by bit: an oracle independent of the `crc32fast`
-/// the NIC models use.
-pub fn fcs(data: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
