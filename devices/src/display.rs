@@ -7,8 +7,35 @@
 //! the source to render what changed and hands the changed rectangles to every [`DisplayConsumer`]. Each consumer
 //! (a VNC client, the SDL window) accumulates its own dirty region and takes it when it is ready to send, so a
 //! slow client never holds up the others and never makes the hub buffer more than one frame.
+//!
+//! Moves: while some consumer can copy pixels it already has ([`DisplayConsumer::accept_moves`]; a VNC client
+//! that lists CopyRect), the hub keeps the previous frame and, after a large change, looks for a vertical scroll
+//! ([`scroll`]). A consumer then takes a [`Move`] ("copy this area from there") plus the rectangles to paint
+//! after the copy. The rules that keep a consumer's picture right:
+//! - A consumer's pending changes always mean: apply the move (if any) to the picture as it was at the last
+//!   `take`, then paint the rectangles from the current frame.
+//! - A move arriving while rectangles are pending: those rectangles are kept, and the parts of them inside the
+//!   move's source are also added where the move puts them (the consumer's copy of them is stale, so the copy
+//!   carries stale pixels along).
+//! - A second move before the consumer took the first: pending rectangles are carried along by it as above,
+//!   and the two moves become one ([`Move::compose`]): a guest that scrolls a line per refresh while a client
+//!   takes every few refreshes still costs one copy plus the new lines. Moves that do not compose (different
+//!   columns) become dirty rectangles.
+//! - A move while a resize is pending, or for a consumer that does not accept moves: its destination becomes
+//!   a dirty rectangle (always correct, merely more pixels).
+//! - `take` drops a move whose destination is wholly inside a pending rectangle (it would be painted over).
+//!
+//! The hub tells consumers about a refresh before it releases the frame's write lock, so a consumer that
+//! takes its changes and reads the frame under one read lock ([`DisplayHub::frame`]) reads exactly the frame
+//! those changes lead to. Front-ends that send moves need that: the pixels they sent earlier are the source of
+//! a later copy.
 
-use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard, Weak};
+pub mod scroll;
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, Weak};
 
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +78,169 @@ impl Rect {
     /// Whether it covers no pixel.
     pub fn is_empty(&self) -> bool {
         self.w == 0 || self.h == 0
+    }
+
+    /// One past the right edge.
+    pub fn right(&self) -> u32 {
+        self.x.saturating_add(self.w)
+    }
+
+    /// One past the bottom edge.
+    pub fn bottom(&self) -> u32 {
+        self.y.saturating_add(self.h)
+    }
+
+    /// The overlap with `other`, if any.
+    pub fn intersect(&self, other: &Rect) -> Option<Rect> {
+        let x0 = self.x.max(other.x);
+        let y0 = self.y.max(other.y);
+        let x1 = self.right().min(other.right());
+        let y1 = self.bottom().min(other.bottom());
+        (x1 > x0 && y1 > y0).then(|| Rect {
+            x: x0,
+            y: y0,
+            w: x1 - x0,
+            h: y1 - y0,
+        })
+    }
+
+    /// Whether `other` lies wholly inside.
+    pub fn contains(&self, other: &Rect) -> bool {
+        self.x <= other.x
+            && self.y <= other.y
+            && self.right() >= other.right()
+            && self.bottom() >= other.bottom()
+    }
+}
+
+/// An area that moved on the screen: `dst` now shows what the previous frame had at (`src_x`, `src_y`), an area
+/// of the same size. A front-end applies it by copying within its own picture (reading all of the source before
+/// writing, as the two may overlap). The hub finds vertical scrolls ([`scroll`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Move {
+    /// Where the pixels are now.
+    pub dst: Rect,
+    /// Left edge of where they were.
+    pub src_x: u32,
+    /// Top edge of where they were.
+    pub src_y: u32,
+}
+
+impl Move {
+    /// Where the pixels were.
+    pub fn src(&self) -> Rect {
+        Rect {
+            x: self.src_x,
+            y: self.src_y,
+            ..self.dst
+        }
+    }
+
+    /// Where the move puts the part of `r` inside its source, if any: a front-end whose copy of `r` is stale
+    /// must repaint that too after applying the move.
+    pub fn carried(&self, r: &Rect) -> Option<Rect> {
+        let part = r.intersect(&self.src())?;
+        // `part` lies inside the source, so the subtractions cannot wrap.
+        Some(Rect {
+            x: (part.x - self.src_x).saturating_add(self.dst.x),
+            y: (part.y - self.src_y).saturating_add(self.dst.y),
+            ..part
+        })
+    }
+
+    /// How far up the pixels went (negative: down).
+    fn rows_up(&self) -> i64 {
+        i64::from(self.src_y) - i64::from(self.dst.y)
+    }
+
+    /// `self` followed by `next`, as one move: for pending changes that already hold `self` when `next`
+    /// arrives (the pending rectangles must also be carried along by `next`, see [`Move::carried`]). Returns the
+    /// move replacing both, if any, and the rectangles to paint because it does not cover them.
+    ///
+    /// Two vertical moves over the same columns compose: row `y` of `next`'s destination shows what row
+    /// `y + next_up` showed after `self`, which was row `y + next_up + self_up` before, for the rows where
+    /// `y + next_up` is in `self`'s destination. The other rows of both destinations are repainted. Otherwise
+    /// both destinations are repainted.
+    pub fn compose(&self, next: &Move) -> (Option<Move>, Vec<Rect>) {
+        let vertical = |m: &Move| m.src_x == m.dst.x;
+        let apart = || (None, vec![self.dst, next.dst]);
+        if !vertical(self)
+            || !vertical(next)
+            || (self.dst.x, self.dst.w) != (next.dst.x, next.dst.w)
+        {
+            return apart();
+        }
+        let (d1, d2) = (self.rows_up(), next.rows_up());
+        let lo = i64::from(next.dst.y).max(i64::from(self.dst.y) - d2);
+        let hi = i64::from(next.dst.bottom()).min(i64::from(self.dst.bottom()) - d2);
+        let (Ok(lo), Ok(hi)) = (u32::try_from(lo), u32::try_from(hi)) else {
+            return apart();
+        };
+        if lo >= hi {
+            return apart();
+        }
+        let rows_outside = |r: &Rect| {
+            let mut out = Vec::new();
+            if r.y < lo {
+                out.push(Rect {
+                    h: r.bottom().min(lo) - r.y,
+                    ..*r
+                });
+            }
+            if r.bottom() > hi {
+                let y = r.y.max(hi);
+                out.push(Rect {
+                    y,
+                    h: r.bottom() - y,
+                    ..*r
+                });
+            }
+            out
+        };
+        let mut paint = rows_outside(&self.dst);
+        paint.extend(rows_outside(&next.dst));
+        let src_y = i64::from(lo) + d1 + d2;
+        let moved = match u32::try_from(src_y) {
+            // Up and back down by as much: the rows are where they were.
+            Ok(src_y) if src_y == lo => None,
+            Ok(src_y) => Some(Move {
+                dst: Rect {
+                    y: lo,
+                    h: hi - lo,
+                    ..next.dst
+                },
+                src_x: next.dst.x,
+                src_y,
+            }),
+            Err(_) => return apart(),
+        };
+        (moved, paint)
+    }
+}
+
+/// What a consumer takes: apply `moved` first, then paint `rects` from the current frame.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DisplayChanges {
+    /// The screen size changed (front-ends redraw everything).
+    pub resized: bool,
+    /// An area to copy within the front-end's picture before painting (only for consumers that accept moves).
+    pub moved: Option<Move>,
+    /// Rectangles to paint from the frame.
+    pub rects: Vec<Rect>,
+}
+
+impl DisplayChanges {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        !self.resized && self.moved.is_none() && self.rects.is_empty()
+    }
+
+    /// The changes as rectangles to paint only, for a front-end that redraws rather than copies: the move's
+    /// destination joins them.
+    pub fn into_rects(self) -> Vec<Rect> {
+        let mut rects = self.rects;
+        rects.extend(self.moved.map(|m| m.dst));
+        rects
     }
 }
 
@@ -127,6 +317,7 @@ pub trait PointerInput: Send + Sync {
 
 struct ConsumerState {
     dirty: Vec<Rect>,
+    moved: Option<Move>,
     resized: bool,
     closed: bool,
 }
@@ -134,21 +325,45 @@ struct ConsumerState {
 /// At most this many rectangles wait per consumer; more are merged into one bounding box.
 const MAX_PENDING_RECTS: usize = 64;
 
-/// One front-end's view of the hub: the rectangles changed since it last looked.
+/// One front-end's view of the hub: the changes since it last looked.
 pub struct DisplayConsumer {
     hub: Weak<DisplayHub>,
     state: Mutex<ConsumerState>,
     changed: Condvar,
+    accepts_moves: AtomicBool,
 }
 
 impl DisplayConsumer {
-    fn lock(&self) -> std::sync::MutexGuard<'_, ConsumerState> {
+    fn lock(&self) -> MutexGuard<'_, ConsumerState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn add(&self, rects: &[Rect], resized: bool) {
+    /// Adds one refresh's changes, following the rules in the [module docs](self).
+    fn add(&self, moved: Option<&Move>, rects: &[Rect], resized: bool) {
         let mut st = self.lock();
         st.resized |= resized;
+        if resized {
+            // A new mode: everything is redrawn, and a pending move belongs to the old one.
+            if let Some(m) = st.moved.take() {
+                st.dirty.push(m.dst);
+            }
+        }
+        if let Some(m) = moved {
+            if !self.accepts_moves.load(Ordering::Acquire) || st.resized {
+                st.dirty.push(m.dst);
+            } else {
+                let carried: Vec<Rect> = st.dirty.iter().filter_map(|d| m.carried(d)).collect();
+                st.dirty.extend(carried);
+                st.moved = match st.moved.take() {
+                    None => Some(*m),
+                    Some(first) => {
+                        let (both, paint) = first.compose(m);
+                        st.dirty.extend(paint);
+                        both
+                    }
+                };
+            }
+        }
         st.dirty.extend_from_slice(rects);
         if st.dirty.len() > MAX_PENDING_RECTS {
             let merged = bounding_box(&st.dirty);
@@ -157,25 +372,45 @@ impl DisplayConsumer {
         self.changed.notify_all();
     }
 
-    /// Takes the accumulated changes: (whether the screen size changed, changed rectangles).
-    pub fn take(&self) -> (bool, Vec<Rect>) {
+    /// Whether this front-end applies [`Move`]s (copies within its own picture). Off by default: moved areas
+    /// then arrive as dirty rectangles. Turning it off turns a pending move into a dirty rectangle.
+    pub fn accept_moves(&self, on: bool) {
+        self.accepts_moves.store(on, Ordering::Release);
+        if on {
+            if let Some(hub) = self.hub.upgrade() {
+                hub.start_history();
+            }
+        } else {
+            let mut st = self.lock();
+            if let Some(m) = st.moved.take() {
+                st.dirty.push(m.dst);
+            }
+        }
+    }
+
+    /// Takes the accumulated changes.
+    pub fn take(&self) -> DisplayChanges {
         let mut st = self.lock();
-        (
-            std::mem::take(&mut st.resized),
-            std::mem::take(&mut st.dirty),
-        )
+        let moved = st.moved.take();
+        let rects = std::mem::take(&mut st.dirty);
+        // A move painted over anyway is not worth copying.
+        let moved = moved.filter(|m| !rects.iter().any(|r| r.contains(&m.dst)));
+        DisplayChanges {
+            resized: std::mem::take(&mut st.resized),
+            moved,
+            rects,
+        }
     }
 
     /// Waits up to `timeout` for a change; returns whether there is one.
     pub fn wait(&self, timeout: std::time::Duration) -> bool {
         let st = self.lock();
+        let pending = |s: &ConsumerState| !s.dirty.is_empty() || s.moved.is_some() || s.resized;
         let (st, _) = self
             .changed
-            .wait_timeout_while(st, timeout, |s| {
-                s.dirty.is_empty() && !s.resized && !s.closed
-            })
+            .wait_timeout_while(st, timeout, |s| !pending(s) && !s.closed)
             .unwrap_or_else(|e| e.into_inner());
-        !st.dirty.is_empty() || st.resized
+        pending(&st)
     }
 
     /// Marks the whole screen changed (a client asked for a non-incremental update).
@@ -184,7 +419,7 @@ impl DisplayConsumer {
             let frame = hub.frame();
             let rect = Rect::full(frame.width, frame.height);
             drop(frame);
-            self.add(&[rect], false);
+            self.add(None, &[rect], false);
         }
     }
 
@@ -197,8 +432,8 @@ impl DisplayConsumer {
 fn bounding_box(rects: &[Rect]) -> Rect {
     let x0 = rects.iter().map(|r| r.x).min().unwrap_or(0);
     let y0 = rects.iter().map(|r| r.y).min().unwrap_or(0);
-    let x1 = rects.iter().map(|r| r.x + r.w).max().unwrap_or(0);
-    let y1 = rects.iter().map(|r| r.y + r.h).max().unwrap_or(0);
+    let x1 = rects.iter().map(Rect::right).max().unwrap_or(0);
+    let y1 = rects.iter().map(Rect::bottom).max().unwrap_or(0);
     Rect {
         x: x0,
         y: y0,
@@ -211,6 +446,8 @@ fn bounding_box(rects: &[Rect]) -> Rect {
 pub struct DisplayHub {
     source: Arc<dyn DisplaySource>,
     frame: RwLock<Frame>,
+    /// The previous frame for scroll detection; locked only while `frame` is write-locked.
+    history: Mutex<scroll::History>,
     consumers: Mutex<Vec<Weak<DisplayConsumer>>>,
     /// When a front-end last passed user input to the guest, or the last refresh found a change: the refresh
     /// runs fast for a while after either, since the guest's answer (an echoed key, a moved cursor) follows.
@@ -225,6 +462,7 @@ impl DisplayHub {
         Arc::new(DisplayHub {
             source,
             frame: RwLock::new(Frame::new(640, 480)),
+            history: Mutex::new(scroll::History::default()),
             consumers: Mutex::new(Vec::new()),
             activity: Mutex::new(None),
             name: name.to_string(),
@@ -232,7 +470,8 @@ impl DisplayHub {
     }
 
     /// A new front-end; the first `take` returns the whole screen, rendered now: while nobody watched, the
-    /// machine's refresh did not render, so the frame may be stale.
+    /// machine's refresh did not render, so the frame may be stale. It does not accept moves until it says so
+    /// ([`DisplayConsumer::accept_moves`]).
     pub fn subscribe(self: &Arc<Self>) -> Arc<DisplayConsumer> {
         self.refresh();
         let frame = self.frame();
@@ -240,10 +479,12 @@ impl DisplayHub {
             hub: Arc::downgrade(self),
             state: Mutex::new(ConsumerState {
                 dirty: vec![Rect::full(frame.width, frame.height)],
+                moved: None,
                 resized: true,
                 closed: false,
             }),
             changed: Condvar::new(),
+            accepts_moves: AtomicBool::new(false),
         });
         drop(frame);
         self.consumers
@@ -267,32 +508,47 @@ impl DisplayHub {
             .is_some_and(|t| t.elapsed() < ACTIVE_WINDOW)
     }
 
+    fn history(&self) -> MutexGuard<'_, scroll::History> {
+        self.history.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts keeping the previous frame (from the current one), so the next refresh can find a scroll.
+    fn start_history(&self) {
+        let frame = self.frame();
+        self.history().start(&frame);
+    }
+
     /// Renders what changed and tells every consumer. Called by the machine's display refresh.
     pub fn refresh(&self) {
-        let (resized, rects) = {
-            let mut frame = self.frame.write().unwrap_or_else(|e| e.into_inner());
-            let (w, h) = (frame.width, frame.height);
-            let rects: Vec<Rect> = self
-                .source
-                .refresh(&mut frame)
-                .into_iter()
-                .map(|r| r.clamp(frame.width, frame.height))
-                .filter(|r| !r.is_empty())
-                .collect();
-            ((w, h) != (frame.width, frame.height), rects)
+        // Held until every consumer has been told (see the module docs).
+        let mut frame = self.frame.write().unwrap_or_else(|e| e.into_inner());
+        let (w, h) = (frame.width, frame.height);
+        let rects: Vec<Rect> = self
+            .source
+            .refresh(&mut frame)
+            .into_iter()
+            .map(|r| r.clamp(frame.width, frame.height))
+            .filter(|r| !r.is_empty())
+            .collect();
+        let resized = (w, h) != (frame.width, frame.height);
+        let mut consumers = self.consumers.lock().unwrap_or_else(|e| e.into_inner());
+        let live: Vec<Arc<DisplayConsumer>> = consumers.iter().filter_map(Weak::upgrade).collect();
+        consumers.retain(|c| c.strong_count() > 0);
+        drop(consumers);
+        let moves_wanted = live.iter().any(|c| c.accepts_moves.load(Ordering::Acquire));
+        let (moved, rects) = if moves_wanted {
+            self.history().record(&frame, rects, resized)
+        } else {
+            self.history().forget();
+            (None, rects)
         };
-        if rects.is_empty() && !resized {
+        if rects.is_empty() && moved.is_none() && !resized {
             return;
         }
         *self.activity.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
-        let mut consumers = self.consumers.lock().unwrap_or_else(|e| e.into_inner());
-        consumers.retain(|c| match c.upgrade() {
-            Some(c) => {
-                c.add(&rects, resized);
-                true
-            }
-            None => false,
-        });
+        for c in &live {
+            c.add(moved.as_ref(), &rects, resized);
+        }
     }
 
     /// Read access to the rendered frame.
@@ -339,6 +595,8 @@ impl DisplayRefresh {
 impl crate::timer::Timed for DisplayRefresh {
     fn advance(&self, now_ns: u64) -> Option<u64> {
         if !self.hub.has_consumers() {
+            // Nobody watches: the previous frame kept for scroll detection is not needed.
+            self.hub.history().forget();
             return Some(now_ns.saturating_add(REFRESH_PERIOD_NS));
         }
         self.hub.refresh();
@@ -348,162 +606,5 @@ impl crate::timer::Timed for DisplayRefresh {
             REFRESH_PERIOD_NS
         };
         Some(now_ns.saturating_add(period))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A source that draws one changing pixel per refresh, and changes size when told.
-    struct Pattern(Mutex<(u32, u32, u32)>);
-    impl DisplaySource for Pattern {
-        fn refresh(&self, frame: &mut Frame) -> Vec<Rect> {
-            let mut st = self.0.lock().unwrap();
-            if frame.resize(st.0, st.1) {
-                return vec![Rect::full(frame.width, frame.height)];
-            }
-            st.2 += 1;
-            frame.pixels[0] = st.2;
-            vec![Rect {
-                x: 0,
-                y: 0,
-                w: 1,
-                h: 1,
-            }]
-        }
-    }
-
-    #[test]
-    fn refresh_renders_only_while_someone_watches() {
-        use crate::timer::Timed;
-        let source = Arc::new(Pattern(Mutex::new((8, 4, 0))));
-        let hub = DisplayHub::new(source.clone(), "guest");
-        let refresh = DisplayRefresh::new(hub.clone());
-        assert_eq!(refresh.advance(1000), Some(1000 + REFRESH_PERIOD_NS));
-        // Nobody subscribed: the source was not asked to render (still 640x480, counter untouched).
-        assert_eq!(hub.frame().width, 640);
-        assert_eq!(source.0.lock().unwrap().2, 0);
-        // Subscribing renders at once (the resize to 8x4), so the first picture is current.
-        let consumer = hub.subscribe();
-        assert!(hub.has_consumers());
-        assert_eq!((hub.frame().width, hub.frame().height), (8, 4));
-        assert_eq!(source.0.lock().unwrap().2, 0);
-        // Changes keep the refresh fast for a while.
-        assert_eq!(refresh.advance(2000), Some(2000 + ACTIVE_REFRESH_PERIOD_NS));
-        assert_eq!(source.0.lock().unwrap().2, 1);
-        refresh.advance(3000);
-        assert_eq!(source.0.lock().unwrap().2, 2);
-        drop(consumer);
-        assert!(!hub.has_consumers());
-        refresh.advance(4000);
-        assert_eq!(source.0.lock().unwrap().2, 2);
-    }
-
-    /// A source whose picture never changes after the first render.
-    struct Still(Mutex<bool>);
-    impl DisplaySource for Still {
-        fn refresh(&self, frame: &mut Frame) -> Vec<Rect> {
-            let mut drawn = self.0.lock().unwrap();
-            if frame.resize(4, 4) || !*drawn {
-                *drawn = true;
-                return vec![Rect::full(4, 4)];
-            }
-            Vec::new()
-        }
-    }
-
-    #[test]
-    fn refresh_is_fast_after_input_and_slow_when_idle() {
-        use crate::timer::Timed;
-        let hub = DisplayHub::new(Arc::new(Still(Mutex::new(false))), "guest");
-        let refresh = DisplayRefresh::new(hub.clone());
-        let _consumer = hub.subscribe();
-        // Idle: nothing is reported for longer than the active window → the normal period.
-        *hub.activity.lock().unwrap() = None;
-        assert_eq!(refresh.advance(0), Some(REFRESH_PERIOD_NS));
-        hub.note_input();
-        assert_eq!(refresh.advance(10), Some(10 + ACTIVE_REFRESH_PERIOD_NS));
-        *hub.activity.lock().unwrap() =
-            Some(std::time::Instant::now() - ACTIVE_WINDOW - std::time::Duration::from_millis(1));
-        assert_eq!(refresh.advance(20), Some(20 + REFRESH_PERIOD_NS));
-    }
-
-    #[test]
-    fn consumers_accumulate_changes_independently() {
-        let source = Arc::new(Pattern(Mutex::new((8, 4, 0))));
-        let hub = DisplayHub::new(source.clone(), "guest");
-        let a = hub.subscribe(); // renders: the resize to 8x4
-        let (resized, rects) = a.take();
-        assert!(resized);
-        assert!(rects.contains(&Rect::full(8, 4)));
-        let b = hub.subscribe(); // renders: pixel 0 becomes 1
-        a.take();
-        hub.refresh();
-        hub.refresh();
-        assert_eq!(
-            a.take(),
-            (
-                false,
-                vec![
-                    Rect {
-                        x: 0,
-                        y: 0,
-                        w: 1,
-                        h: 1
-                    };
-                    2
-                ]
-            )
-        );
-        let (_, rects_b) = b.take();
-        assert!(
-            rects_b.contains(&Rect::full(8, 4)),
-            "a new consumer starts with the whole screen"
-        );
-        assert_eq!(hub.frame().pixels[0], 3);
-    }
-
-    #[test]
-    fn a_slow_consumer_holds_a_bounded_list() {
-        let hub = DisplayHub::new(Arc::new(Pattern(Mutex::new((8, 4, 0)))), "guest");
-        let slow = hub.subscribe();
-        for _ in 0..10_000 {
-            hub.refresh();
-        }
-        let (_, rects) = slow.take();
-        assert!(rects.len() <= MAX_PENDING_RECTS);
-    }
-
-    #[test]
-    fn frames_are_bounded_and_rects_clamped() {
-        let mut f = Frame::new(100_000, 100_000);
-        assert_eq!((f.width, f.height), (MAX_SIDE, MAX_SIDE));
-        assert!(f.resize(10, 10));
-        assert_eq!(
-            Rect {
-                x: 8,
-                y: 8,
-                w: 100,
-                h: 100
-            }
-            .clamp(10, 10),
-            Rect {
-                x: 8,
-                y: 8,
-                w: 2,
-                h: 2
-            }
-        );
-        assert!(Rect {
-            x: 20,
-            y: 0,
-            w: 5,
-            h: 5
-        }
-        .clamp(10, 10)
-        .is_empty());
-        assert_eq!(f.row(9).map(<[u32]>::len), Some(10));
-        assert!(f.row(10).is_none());
     }
 }

@@ -11,8 +11,9 @@
 //!   get a fixed BGR233 palette via SetColourMapEntries), SetEncodings, FramebufferUpdateRequest, KeyEvent,
 //!   PointerEvent, ClientCutText (dropped), SetDesktopSize (refused) and QEMU's Extended Key Event; anything
 //!   else closes the connection ([`protocol`]).
-//! - Encodings Raw, Hextile, ZRLE and Tight (zlib, no JPEG) ([`encodings`]); pseudo-encodings DesktopSize,
-//!   ExtendedDesktopSize, QEMU Extended Key Event, QEMU pointer motion change and QEMU LED state.
+//! - Encodings Raw, CopyRect (for scrolls the display hub detects), Hextile, ZRLE and Tight (zlib, no JPEG)
+//!   ([`encodings`]); pseudo-encodings DesktopSize, ExtendedDesktopSize, QEMU Extended Key Event, QEMU
+//!   pointer motion change and QEMU LED state.
 //! - Keysym → scancode tables for en-us, de, fr and ja ([`keymap`]) for clients without Extended Key Event.
 //!
 //! Start it with [`VncServer::start`]; drop the handle to stop it. The caller drives [`DisplayHub::refresh`]

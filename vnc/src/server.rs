@@ -6,7 +6,7 @@
 //! for as long as the client is quiet, while the writer waits for the client's next request and the hub's
 //! changes. Clients are few (a VNC viewer or two per guest, capped by [`VncConfig::max_clients`]), so threads
 //! cost little, and a slow or stalled client only ever blocks its own threads. No thread holds the frame lock
-//! for more than the copy of one rectangle, so the guest's display refresh is never held up.
+//! for more than copying one update's pixels out of the frame, so the guest's display refresh is not held up.
 //!
 //! Shutdown: dropping [`VncServer`] stops the listener, shuts every client socket down (which unblocks the
 //! reader at once) and joins all threads.

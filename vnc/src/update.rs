@@ -6,9 +6,21 @@
 //! more memory. An incremental request is answered only once something in its area changed; a
 //! non-incremental one gets its whole area.
 //!
-//! Each rectangle's pixels are copied out of the hub's frame under its read lock (one rectangle at a time),
-//! converted to the client's format, encoded and written; the frame lock is never held while writing to the
-//! socket.
+//! An update's changes are taken from the hub and all its rectangles' pixels copied out of the frame under
+//! one read lock; they are then converted to the client's format, encoded and written without it, so the lock
+//! is never held while writing to the socket. Taking and copying under one lock means the client receives
+//! exactly the frame those changes lead to, which CopyRect relies on (below).
+//!
+//! CopyRect: for a client that lists it (encoding 1) the consumer accepts moves, and when the hub finds that
+//! the screen scrolled, the update starts with a CopyRect rectangle (the move's destination, with its source
+//! position), followed by the rectangles to repaint in the client's preferred encoding; clients apply
+//! rectangles in order, so the copy comes before the paint. The copy reads the client's own framebuffer, so
+//! it must be up to date in the source area except where it will be repainted anyway: when a move arrives
+//! while some rectangles are still unsent (outside an earlier request's area), the parts of them inside the
+//! move's source are also marked dirty where the move puts them, and a move arriving while another is unsent
+//! is composed with it ([`Move::compose`]). A move is sent as plain dirty rectangles instead when the client
+//! does not list CopyRect, when its destination is not wholly inside the requested area, when the rectangles
+//! sent cover it anyway, or when the screen size changed.
 //!
 //! Pseudo-rectangles ride on updates too: DesktopSize or ExtendedDesktopSize when the guest changed mode (alone
 //! with other pseudo-rectangles, never with pixels, so the client resizes before drawing), ExtendedDesktopSize
@@ -21,11 +33,11 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use devices::display::{DisplayConsumer, Rect};
+use devices::display::{DisplayChanges, DisplayConsumer, Frame, Move, Rect};
 
 use crate::client::{ClientError, Control};
-use crate::dirty::DirtyRegion;
-use crate::encodings::{hextile, raw, tight, zrle, Encoding};
+use crate::dirty::{self, DirtyRegion};
+use crate::encodings::{copyrect, hextile, raw, tight, zrle, Encoding};
 use crate::pixel::{bgr233_palette, PixelFormat, PixelWriter};
 use crate::protocol::{self, encoding};
 use crate::server::Inner;
@@ -42,6 +54,7 @@ pub const DEFAULT_ZLIB_LEVEL: u32 = 5;
 #[derive(Debug, Default, Clone, Copy)]
 struct Features {
     encoding: Option<Encoding>,
+    copy_rect: bool,
     desktop_size: bool,
     extended_desktop: bool,
     ext_key: bool,
@@ -55,6 +68,7 @@ impl Features {
         let has = |e| list.contains(&e);
         Features {
             encoding: Some(Encoding::preferred(list)),
+            copy_rect: has(encoding::COPY_RECT),
             desktop_size: has(encoding::DESKTOP_SIZE),
             extended_desktop: has(encoding::EXTENDED_DESKTOP_SIZE),
             ext_key: has(encoding::QEMU_EXTENDED_KEY_EVENT),
@@ -71,11 +85,14 @@ impl Features {
 struct Writer<'a> {
     inner: &'a Inner,
     control: &'a Control,
+    consumer: &'a DisplayConsumer,
     out: TcpStream,
     pw: PixelWriter,
     features: Features,
     size: (u32, u32),
     dirty: DirtyRegion,
+    /// A move taken from the hub and not yet sent: it applies before everything in `dirty`.
+    moved: Option<Move>,
     zrle: Option<zrle::ZrleEncoder>,
     tight: Option<tight::TightEncoder>,
     ext_key_ack: bool,
@@ -83,6 +100,7 @@ struct Writer<'a> {
     pointer_mode: Option<bool>,
     relative_announced: bool,
     eds_reply: Option<(u16, u16)>,
+    /// The native pixels of the rectangles being sent, one after the other.
     native: Vec<u32>,
     values: Vec<u32>,
     buf: Vec<u8>,
@@ -99,11 +117,13 @@ pub(crate) fn write_loop(
     let mut w = Writer {
         inner,
         control,
+        consumer,
         out,
         pw: PixelWriter::new(PixelFormat::NATIVE),
         features: Features::default(),
         size,
         dirty: DirtyRegion::new(),
+        moved: None,
         zrle: None,
         tight: None,
         ext_key_ack: false,
@@ -148,10 +168,6 @@ pub(crate) fn write_loop(
                 w.eds_reply = Some((0, 0));
             }
         }
-        let (_, rects) = consumer.take();
-        for r in rects {
-            w.dirty.add(r);
-        }
         if w.features.leds {
             let leds = inner.keyboard.leds() & 7;
             if w.leds_sent != Some(leds) {
@@ -192,6 +208,12 @@ impl Writer<'_> {
         }
         if !new.pointer_change {
             self.pointer_mode = None;
+        }
+        self.consumer.accept_moves(new.copy_rect);
+        if !new.copy_rect {
+            if let Some(m) = self.moved.take() {
+                self.dirty.add(m.dst);
+            }
         }
         self.features = Features {
             zlib_level: old.zlib_level.or(new.zlib_level),
@@ -244,16 +266,95 @@ impl Writer<'_> {
         protocol::put_u32(out, 0); // flags
     }
 
+    /// Adds changes taken from the hub, for a frame of `frame_size`.
+    fn absorb(&mut self, changes: DisplayChanges, frame_size: (u32, u32)) {
+        if let Some(m) = changes.moved {
+            if self.features.copy_rect && !changes.resized && frame_size == self.size {
+                // Unsent rectangles are stale in the client's framebuffer: where the copy carries them, they
+                // must be repainted too.
+                let carried: Vec<Rect> = self
+                    .dirty
+                    .rects()
+                    .iter()
+                    .filter_map(|d| m.carried(d))
+                    .collect();
+                for r in carried {
+                    self.dirty.add(r);
+                }
+                self.moved = match self.moved.take() {
+                    None => Some(m),
+                    Some(first) => {
+                        let (both, paint) = first.compose(&m);
+                        for r in paint {
+                            self.dirty.add(r);
+                        }
+                        both
+                    }
+                };
+            } else {
+                self.dirty.add(m.dst);
+            }
+        }
+        for r in changes.rects {
+            self.dirty.add(r);
+        }
+    }
+
+    /// The pending move, if it can go out in an update for `area`; otherwise it becomes a dirty rectangle.
+    fn sendable_move(&mut self, area: &Rect) -> Option<Move> {
+        let m = self.moved.take()?;
+        let painted_anyway = self
+            .dirty
+            .rects()
+            .iter()
+            .any(|d| dirty::contains(d, &m.dst));
+        if self.features.copy_rect && dirty::contains(area, &m.dst) && !painted_anyway {
+            Some(m)
+        } else {
+            self.dirty.add(m.dst);
+            None
+        }
+    }
+
+    /// Whether the client must be told of a new screen size before anything else.
+    fn must_resize(&self, frame_size: (u32, u32)) -> bool {
+        frame_size != self.size && (self.features.extended_desktop || self.features.desktop_size)
+    }
+
     /// Answers the outstanding request if there is anything to send; returns whether it did.
     fn send_update(&mut self, request: Rect) -> Result<bool, ClientError> {
-        let frame_size = {
-            let f = self.inner.hub.frame();
-            (f.width, f.height)
+        let (frame_size, moved, pieces) = {
+            let frame = self.inner.hub.frame();
+            let frame_size = (frame.width, frame.height);
+            let changes = self.consumer.take();
+            self.absorb(changes, frame_size);
+            if self.must_resize(frame_size) || self.eds_reply.is_some() {
+                (frame_size, None, Vec::new())
+            } else {
+                let area = request.clamp(self.size.0, self.size.1);
+                let moved = if area.is_empty() {
+                    None
+                } else {
+                    self.sendable_move(&area)
+                };
+                let rects = if area.is_empty() {
+                    Vec::new()
+                } else {
+                    self.dirty.take_within(&area)
+                };
+                // The rectangles taken may have been merged into one that covers the copy's destination.
+                let moved = moved.filter(|m| !rects.iter().any(|r| dirty::contains(r, &m.dst)));
+                let pieces = self.split(&rects);
+                self.native.clear();
+                for r in &pieces {
+                    copy_pixels(&frame, *r, &mut self.native);
+                }
+                (frame_size, moved, pieces)
+            }
         };
-        let resize = frame_size != self.size
-            && (self.features.extended_desktop || self.features.desktop_size);
-        if resize {
+        if self.must_resize(frame_size) {
             self.size = frame_size;
+            self.moved = None;
             self.dirty.clear();
             self.dirty.add(Rect::full(frame_size.0, frame_size.1));
             let (n, mut body) = self.pseudo_rects();
@@ -273,44 +374,55 @@ impl Writer<'_> {
             self.write_pseudo_update(n + 1, &body)?;
             return Ok(true);
         }
-        let area = request.clamp(self.size.0, self.size.1);
-        let rects = if area.is_empty() {
-            Vec::new()
-        } else {
-            self.dirty.take_within(&area)
-        };
-        let (n, body) = self.pseudo_rects();
-        if rects.is_empty() && n == 0 {
+        let (n, mut body) = self.pseudo_rects();
+        if pieces.is_empty() && moved.is_none() && n == 0 {
             return Ok(false);
         }
+        let n = n + u16::from(moved.is_some());
+        if let Some(m) = moved {
+            protocol::rect_header(
+                &mut body,
+                m.dst.x as u16,
+                m.dst.y as u16,
+                m.dst.w as u16,
+                m.dst.h as u16,
+                encoding::COPY_RECT,
+            );
+            copyrect::encode(m.src_x as u16, m.src_y as u16, &mut body);
+        }
         let enc = self.features.encoding.unwrap_or(Encoding::Raw);
-        let pieces: Vec<Rect> = rects
-            .iter()
-            .flat_map(|r| {
-                if enc == Encoding::Tight {
-                    tight::split(r.x as usize, r.y as usize, r.w as usize, r.h as usize)
-                        .into_iter()
-                        .map(|(x, y, w, h)| Rect {
-                            x: x as u32,
-                            y: y as u32,
-                            w: w as u32,
-                            h: h as u32,
-                        })
-                        .collect()
-                } else {
-                    vec![*r]
-                }
-            })
-            .collect();
         let count = u16::try_from(pieces.len() + usize::from(n)).unwrap_or(u16::MAX);
         let mut head = Vec::with_capacity(4 + body.len());
         protocol::update_header(&mut head, count);
         head.extend_from_slice(&body);
         self.out.write_all(&head)?;
+        let mut offset = 0;
         for r in pieces.iter().take(usize::from(count - n)) {
-            self.write_rect(*r, enc)?;
+            let len = r.w as usize * r.h as usize;
+            self.write_rect(*r, offset, enc)?;
+            offset += len;
         }
         Ok(true)
+    }
+
+    /// The rectangles as the encoding sends them (Tight limits a rectangle's size).
+    fn split(&self, rects: &[Rect]) -> Vec<Rect> {
+        if self.features.encoding != Some(Encoding::Tight) {
+            return rects.to_vec();
+        }
+        rects
+            .iter()
+            .flat_map(|r| {
+                tight::split(r.x as usize, r.y as usize, r.w as usize, r.h as usize)
+                    .into_iter()
+                    .map(|(x, y, w, h)| Rect {
+                        x: x as u32,
+                        y: y as u32,
+                        w: w as u32,
+                        h: h as u32,
+                    })
+            })
+            .collect()
     }
 
     fn write_pseudo_update(&mut self, n: u16, body: &[u8]) -> Result<(), ClientError> {
@@ -321,23 +433,11 @@ impl Writer<'_> {
         Ok(())
     }
 
-    fn copy_pixels(&mut self, r: Rect) {
-        self.native.clear();
-        self.native.reserve(r.w as usize * r.h as usize);
-        let f = self.inner.hub.frame();
-        for y in r.y..r.y + r.h {
-            let row = f.row(y).unwrap_or(&[]);
-            let x0 = (r.x as usize).min(row.len());
-            let x1 = ((r.x + r.w) as usize).min(row.len());
-            self.native.extend_from_slice(&row[x0..x1]);
-            let missing = r.w as usize - (x1 - x0);
-            self.native.resize(self.native.len() + missing, 0);
-        }
-    }
-
-    fn write_rect(&mut self, r: Rect, enc: Encoding) -> Result<(), ClientError> {
-        self.copy_pixels(r);
-        self.pw.convert(&self.native, &mut self.values);
+    /// Encodes and writes rectangle `r`, whose native pixels start at `offset` in `native`.
+    fn write_rect(&mut self, r: Rect, offset: usize, enc: Encoding) -> Result<(), ClientError> {
+        let len = r.w as usize * r.h as usize;
+        let native = self.native.get(offset..offset + len).unwrap_or(&[]);
+        self.pw.convert(native, &mut self.values);
         let (w, h) = (r.w as usize, r.h as usize);
         self.buf.clear();
         protocol::rect_header(
@@ -366,5 +466,18 @@ impl Writer<'_> {
             self.buf = Vec::new();
         }
         Ok(())
+    }
+}
+
+/// Appends the pixels of `r` (rows past the frame's edge as black).
+fn copy_pixels(f: &Frame, r: Rect, out: &mut Vec<u32>) {
+    out.reserve(r.w as usize * r.h as usize);
+    for y in r.y..r.y + r.h {
+        let row = f.row(y).unwrap_or(&[]);
+        let x0 = (r.x as usize).min(row.len());
+        let x1 = ((r.x + r.w) as usize).min(row.len());
+        out.extend_from_slice(&row[x0..x1]);
+        let missing = r.w as usize - (x1 - x0);
+        out.resize(out.len() + missing, 0);
     }
 }

@@ -1,5 +1,5 @@
 //! A third-party client (the `vnc-rs` crate) against the server: VNC authentication, Raw, ZRLE and Tight
-//! frames decoded by someone else's code, a mode switch, and a key press.
+//! frames decoded by someone else's code, a mode switch, a key press, and CopyRect for a scroll.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
@@ -97,4 +97,85 @@ fn vnc_rs_decodes_raw_zrle_and_tight_and_sends_keys() {
         client.close().await.unwrap();
     });
     assert_eq!(st.input.wait_for(1)[0], Event::Key(0x1C, true));
+}
+
+/// vnc-rs with CopyRect: the screen scrolls by one 16-row band, the client is told to copy and gets the new
+/// rows, and its picture (built from its own events) equals the server's.
+#[test]
+fn vnc_rs_applies_copyrect_for_a_scroll() {
+    let (w, h) = (200usize, 120usize);
+    let mut cfg = config();
+    cfg.password = Some("secret12".into());
+    let st = setup_with(cfg, w as u32, h as u32);
+    let addr = st.server.local_addr();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let client = VncConnector::new(tcp)
+            .set_auth_method(async { Ok("secret12".to_string()) })
+            .add_encoding(VncEncoding::CopyRect)
+            .add_encoding(VncEncoding::Zrle)
+            .add_encoding(VncEncoding::Raw)
+            .allow_shared(true)
+            .set_pixel_format(PixelFormat::bgra())
+            .build()
+            .unwrap()
+            .try_start()
+            .await
+            .unwrap()
+            .finish()
+            .unwrap();
+        let mut screen = read_screen(&client, w, h).await;
+        assert_eq!(screen, st.source.pixels());
+        // Scroll everything up by 16 rows; new rows at the bottom.
+        let old = st.source.pixels();
+        let mut new = old[16 * w..].to_vec();
+        new.extend(picture(w as u32, 16, 42));
+        st.source.show(
+            new.clone(),
+            vec![devices::display::Rect::full(w as u32, h as u32)],
+        );
+        st.hub.refresh();
+        client.input(X11Event::Refresh).await.unwrap();
+        let mut copies = Vec::new();
+        while screen != new {
+            let ev = tokio::time::timeout(WAIT, client.recv_event())
+                .await
+                .expect("an event in time")
+                .unwrap();
+            match ev {
+                VncEvent::Copy(dst, src) => {
+                    copies.push((dst.x, dst.y, dst.width, dst.height, src.x, src.y));
+                    let (cw, ch) = (usize::from(dst.width), usize::from(dst.height));
+                    let from: Vec<u32> = (0..ch)
+                        .flat_map(|y| {
+                            let s = (usize::from(src.y) + y) * w + usize::from(src.x);
+                            screen[s..s + cw].to_vec()
+                        })
+                        .collect();
+                    for y in 0..ch {
+                        let d = (usize::from(dst.y) + y) * w + usize::from(dst.x);
+                        screen[d..d + cw].copy_from_slice(&from[y * cw..][..cw]);
+                    }
+                }
+                VncEvent::RawImage(r, bytes) => {
+                    assert!(!copies.is_empty(), "the copy comes before the paint");
+                    let (rw, rh) = (r.width as usize, r.height as usize);
+                    for y in 0..rh {
+                        for x in 0..rw {
+                            let b = &bytes[(y * rw + x) * 4..][..4];
+                            screen[(r.y as usize + y) * w + r.x as usize + x] =
+                                u32::from(b[2]) << 16 | u32::from(b[1]) << 8 | u32::from(b[0]);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(copies, vec![(0, 0, 200, 104, 0, 16)]);
+        client.close().await.unwrap();
+    });
 }

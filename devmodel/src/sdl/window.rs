@@ -417,7 +417,8 @@ impl Ui {
         screen: &mut Screen<'_>,
         canvas: &mut WindowCanvas,
     ) -> Result<(), SdlError> {
-        let (_, mut rects) = consumer.take();
+        // The window redraws rather than copies (it never accepts moves; `into_rects` would paint one anyway).
+        let mut rects = consumer.take().into_rects();
         if rects.is_empty() && !self.redraw {
             return Ok(());
         }

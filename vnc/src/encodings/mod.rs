@@ -9,8 +9,7 @@
 //! - [`hextile`]: 16×16 tiles of background plus subrectangles; cheap, supported by nearly every client.
 //! - [`zrle`]: 64×64 tiles with palettes and run lengths through one zlib stream per connection.
 //! - [`tight`]: fill / palette / full-colour pieces through four zlib streams (no JPEG).
-//! - [`copyrect`]: "copy from here"; the display sources never report moved regions, so the server does not
-//!   send it today.
+//! - [`copyrect`]: "copy from here", sent when the display hub found that the screen scrolled.
 //!
 //! The zlib-based encoders keep their stream state for the life of the connection, because the client's
 //! inflater does too: every rectangle ends with a sync flush so the client can decode it completely.

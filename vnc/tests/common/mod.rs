@@ -83,6 +83,14 @@ impl TestSource {
         s.dirty.push(rect);
     }
 
+    /// Shows a new picture of the same size, reporting `dirty` changed at the next refresh.
+    pub fn show(&self, pixels: Vec<u32>, dirty: Vec<Rect>) {
+        let mut s = self.0.lock().unwrap();
+        assert_eq!(pixels.len(), s.pixels.len());
+        s.pixels = pixels;
+        s.dirty.extend(dirty);
+    }
+
     /// Changes the mode.
     pub fn resize(&self, w: u32, h: u32, pixels: Vec<u32>) {
         let mut s = self.0.lock().unwrap();
@@ -238,6 +246,22 @@ pub struct Client {
     pub format: PixelFormat,
     pub decoder: Decoder,
     pub colour_map: Option<Vec<[u16; 3]>>,
+    /// Bytes of the last FramebufferUpdate message read (header included).
+    pub last_update_bytes: usize,
+}
+
+/// A reader that counts what it read.
+struct Counting<'a, R> {
+    inner: &'a mut R,
+    n: usize,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n += k;
+        Ok(k)
+    }
 }
 
 pub fn read_n(s: &mut impl Read, n: usize) -> io::Result<Vec<u8>> {
@@ -354,6 +378,7 @@ impl Client {
             format,
             decoder: Decoder::new(format),
             colour_map: None,
+            last_update_bytes: 0,
         })
     }
 
@@ -436,27 +461,37 @@ impl Client {
                 other => panic!("unexpected server message {other}"),
             }
         }
-        let h = read_n(&mut self.s, 3)?;
+        let mut s = Counting {
+            inner: &mut self.s,
+            n: 1,
+        };
+        let h = read_n(&mut s, 3)?;
         let n = u16::from_be_bytes([h[1], h[2]]);
         let mut rects = Vec::new();
         for _ in 0..n {
-            let b = read_n(&mut self.s, 12)?;
+            let b = read_n(&mut s, 12)?;
             let u = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
             let (x, y, w, h) = (u(0), u(2), u(4), u(6));
             let encoding = i32::from_be_bytes([b[8], b[9], b[10], b[11]]);
             let data = match encoding {
                 -223 | -258 | -257 => Vec::new(),
-                -261 => vec![u32::from(read_n(&mut self.s, 1)?[0])],
+                -261 => vec![u32::from(read_n(&mut s, 1)?[0])],
                 -308 => {
-                    let head = read_n(&mut self.s, 4)?;
-                    let body = read_n(&mut self.s, head[0] as usize * 16)?;
+                    let head = read_n(&mut s, 4)?;
+                    let body = read_n(&mut s, head[0] as usize * 16)?;
                     let mut v = vec![u32::from(head[0])];
                     v.extend(body.iter().map(|&b| u32::from(b)));
                     v
                 }
-                _ => self
-                    .decoder
-                    .decode(encoding, w.into(), h.into(), &mut self.s)?,
+                // CopyRect: the source position.
+                1 => {
+                    let p = read_n(&mut s, 4)?;
+                    vec![
+                        u32::from(u16::from_be_bytes([p[0], p[1]])),
+                        u32::from(u16::from_be_bytes([p[2], p[3]])),
+                    ]
+                }
+                _ => self.decoder.decode(encoding, w.into(), h.into(), &mut s)?,
             };
             if encoding == -223 || encoding == -308 {
                 self.width = w;
@@ -471,6 +506,7 @@ impl Client {
                 data,
             });
         }
+        self.last_update_bytes = s.n;
         Ok(rects)
     }
 
@@ -492,7 +528,7 @@ impl Client {
 
 /// Checks decoded pixel rects against the source picture (width `fw`) in format `f`.
 pub fn check_rects(rects: &[UpdateRect], source: &[u32], fw: u32, f: &PixelFormat) {
-    for r in rects.iter().filter(|r| r.encoding >= 0) {
+    for r in rects.iter().filter(|r| is_painted(r)) {
         for y in 0..r.h as u32 {
             for x in 0..r.w as u32 {
                 let src = source[((r.y as u32 + y) * fw + r.x as u32 + x) as usize];
@@ -511,11 +547,79 @@ pub fn check_rects(rects: &[UpdateRect], source: &[u32], fw: u32, f: &PixelForma
     }
 }
 
+/// The client's framebuffer, in client values, built from the updates it received.
+pub struct Screen {
+    pub w: usize,
+    pub h: usize,
+    pub px: Vec<u32>,
+}
+
+impl Screen {
+    pub fn new(w: u16, h: u16) -> Screen {
+        Screen {
+            w: w.into(),
+            h: h.into(),
+            px: vec![0; usize::from(w) * usize::from(h)],
+        }
+    }
+
+    /// Applies an update's rectangles in order, as a client does: CopyRect reads the framebuffer as it is
+    /// before the copy.
+    pub fn apply(&mut self, rects: &[UpdateRect]) {
+        for r in rects {
+            let (x, y, w, h) = (r.x as usize, r.y as usize, r.w as usize, r.h as usize);
+            assert!(
+                x + w <= self.w && y + h <= self.h,
+                "rect {x},{y} {w}x{h} off screen"
+            );
+            match r.encoding {
+                1 => {
+                    let (sx, sy) = (r.data[0] as usize, r.data[1] as usize);
+                    assert!(
+                        sx + w <= self.w && sy + h <= self.h,
+                        "CopyRect source off screen"
+                    );
+                    let src: Vec<u32> = (0..h)
+                        .flat_map(|i| self.px[(sy + i) * self.w + sx..][..w].to_vec())
+                        .collect();
+                    for i in 0..h {
+                        self.px[(y + i) * self.w + x..][..w].copy_from_slice(&src[i * w..][..w]);
+                    }
+                }
+                e if e >= 0 => {
+                    for i in 0..h {
+                        self.px[(y + i) * self.w + x..][..w].copy_from_slice(&r.data[i * w..][..w]);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Asserts that the screen shows `source` in format `f`.
+    pub fn assert_shows(&self, source: &[u32], f: &PixelFormat, what: &str) {
+        for (i, (&got, &rgb)) in self.px.iter().zip(source).enumerate() {
+            assert_eq!(
+                got,
+                expected_value(f, rgb),
+                "{what}: pixel ({}, {})",
+                i % self.w,
+                i / self.w
+            );
+        }
+    }
+}
+
+/// Whether a rect carries pixels (not a pseudo-rect, not a CopyRect).
+pub fn is_painted(r: &UpdateRect) -> bool {
+    r.encoding >= 0 && r.encoding != 1
+}
+
 /// The area covered by pixel rects.
 pub fn covered(rects: &[UpdateRect]) -> u64 {
     rects
         .iter()
-        .filter(|r| r.encoding >= 0)
+        .filter(|r| is_painted(r))
         .map(|r| u64::from(r.w) * u64::from(r.h))
         .sum()
 }

@@ -1,6 +1,7 @@
 //! Hostile and odd input, construction errors, snapshots and the PCI function.
 
 use super::*;
+use crate::display::DisplayChanges;
 use crate::pci::testing::PciTestbed;
 use crate::pci::PciAddress;
 use crate::vga::vbe::*;
@@ -286,12 +287,12 @@ fn works_as_a_display_hub_source() {
     let hub = crate::display::DisplayHub::new(r.vga.clone(), "guest");
     let consumer = hub.subscribe();
     hub.refresh();
-    let (resized, rects) = consumer.take();
+    let DisplayChanges { resized, rects, .. } = consumer.take();
     assert!(resized);
     assert!(rects.contains(&Rect::full(320, 200)));
     r.writeb(0xa0000 + 320 * 199 + 319, 42);
     hub.refresh();
-    let (resized, rects) = consumer.take();
+    let DisplayChanges { resized, rects, .. } = consumer.take();
     assert!(!resized);
     assert_line_rect(&rects, 199, 320);
     let (rr, g, b) = test_dac(42);
