@@ -372,7 +372,12 @@ fn shutdown_presses_the_power_button_and_waits() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !ts.firmware_log("acpi").contains("Running option rom") {
+    // The VGA BIOS at c000 runs first; wait for the test's own ROM.
+    let test_rom_ran = |log: String| {
+        log.lines()
+            .any(|l| l.starts_with("Running option rom at") && !l.contains("c000:"))
+    };
+    while !test_rom_ran(ts.firmware_log("acpi")) {
         assert!(Instant::now() < deadline, "the ROM never ran");
         std::thread::sleep(Duration::from_millis(50));
     }
