@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::images::{clean_serial, grub_iso_with_modules, DISPLAY_MODULES, MENU_CFG};
-use common::screen::{menu_row, read_text, text_lines, vga_font, Shot};
+use common::screen::{menu_row, screen_text_if_text_mode, wait_for_shot, Shot};
 use common::{devmodel_sdl_bin, kvm_available, Guest, TempDir};
 
 /// A private X server (and window manager, when one was started), stopped at drop.
@@ -173,23 +173,13 @@ impl Xvfb {
         what: &str,
         accept: impl Fn(&Shot) -> bool,
     ) -> Shot {
-        let deadline = Instant::now() + timeout;
-        for n in 0.. {
-            let shot = self.shot(window, dir, n);
-            if accept(&shot) {
-                return shot;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "timed out waiting for the window to show {what}; last {}x{}:\n{}",
-                    shot.width,
-                    shot.height,
-                    text_of(&shot).join("\n")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        unreachable!()
+        wait_for_shot(
+            timeout,
+            Duration::from_millis(300),
+            &format!("the window showing {what}"),
+            |n| self.shot(window, dir, n),
+            accept,
+        )
     }
 
     /// Asks the window to close as a window manager does (WM_DELETE_WINDOW), through Xlib from Python.
@@ -241,10 +231,7 @@ impl Drop for Xvfb {
 }
 
 fn text_of(shot: &Shot) -> Vec<String> {
-    if !shot.width.is_multiple_of(9) || !shot.height.is_multiple_of(16) {
-        return vec![];
-    }
-    text_lines(&read_text(shot, &vga_font()))
+    screen_text_if_text_mode(shot)
 }
 
 fn shows(shot: &Shot, text: &str) -> bool {

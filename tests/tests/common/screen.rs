@@ -228,8 +228,44 @@ pub fn vncdotool(addr: &str, password: Option<&str>, args: &[&str]) -> (bool, St
     )
 }
 
-/// Captures screenshots until `accept` likes one, for at most `timeout`; returns that screenshot, or panics
-/// with the last screen's text.
+/// The text of a screenshot that is a VGA text screen (9×16 cells), else nothing.
+pub fn screen_text_if_text_mode(shot: &Shot) -> Vec<String> {
+    if !shot.width.is_multiple_of(9) || !shot.height.is_multiple_of(16) {
+        return Vec::new();
+    }
+    text_lines(&read_text(shot, &vga_font()))
+}
+
+/// Takes screenshots with `capture(n)` (n = 0, 1, ...) every `poll` until `accept` likes one, for at most
+/// `timeout`; returns that screenshot, or panics with the last one's size and text.
+pub fn wait_for_shot(
+    timeout: Duration,
+    poll: Duration,
+    what: &str,
+    mut capture: impl FnMut(usize) -> Shot,
+    accept: impl Fn(&Shot) -> bool,
+) -> Shot {
+    let deadline = Instant::now() + timeout;
+    let mut n = 0;
+    loop {
+        let shot = capture(n);
+        if accept(&shot) {
+            return shot;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "timed out after {timeout:?} waiting for the screen to show {what}; last screen {}x{}:\n{}",
+                shot.width,
+                shot.height,
+                screen_text_if_text_mode(&shot).join("\n")
+            );
+        }
+        n += 1;
+        std::thread::sleep(poll);
+    }
+}
+
+/// Captures the VNC server's screen with `gvnccapture` until `accept` likes it (see [`wait_for_shot`]).
 pub fn wait_screen(
     addr: &str,
     dir: &Path,
@@ -237,26 +273,11 @@ pub fn wait_screen(
     what: &str,
     accept: impl Fn(&Shot) -> bool,
 ) -> Shot {
-    let deadline = Instant::now() + timeout;
-    let mut n = 0;
-    loop {
-        n += 1;
-        let path = gvnccapture(addr, dir, &format!("wait-{n}"));
-        let shot = Shot::load(&path);
-        if accept(&shot) {
-            return shot;
-        }
-        if Instant::now() > deadline {
-            let text = if shot.height == 400 {
-                text_lines(&read_text(&shot, &vga_font())).join("\n")
-            } else {
-                String::new()
-            };
-            panic!(
-                "timed out after {timeout:?} waiting for the screen to show {what}; last screen {}x{}:\n{text}",
-                shot.width, shot.height
-            );
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_for_shot(
+        timeout,
+        Duration::from_millis(500),
+        what,
+        |n| Shot::load(&gvnccapture(addr, dir, &format!("wait-{n}"))),
+        accept,
+    )
 }
