@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
   seabios            # the BIOS (bios-256k.bin) and VGA BIOS images the built-in hvmloader loads
+  ipxe-qemu          # the NICs' network boot ROMs (pxe-rtl8139.rom, pxe-ne2k_pci.rom)
   qemu-system-x86    # the reference device model for the benchmarks
   grub-pc-bin grub-common xorriso mtools   # test guests: GRUB ISOs made with grub-mkrescue
   e2fsprogs fdisk    # test disk images with known content

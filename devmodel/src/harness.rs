@@ -11,6 +11,8 @@ use devices::chardev::{CharBackend, CharFrontend};
 use devices::clock::{Clock, FakeClock};
 use devices::irq::RecordingGsi;
 use devices::legacy::debugcon::CaptureSink;
+use devices::net::testing::RecordingNet;
+use devices::net::NetBackend;
 use devices::system::{RecordingSystem, SystemRequest};
 
 use crate::config::{self, ConfigError, HostFacts};
@@ -84,6 +86,9 @@ pub struct TestMachine {
     pub debug: CaptureSink,
     /// COM1, COM2, ... as the config lists them.
     pub serial: Vec<Arc<CaptureBackend>>,
+    /// The NICs' back-ends made by [`TestMachine::from_config`], in `vif` order (empty when the test gave its
+    /// own back-ends).
+    pub nets: Vec<Arc<RecordingNet>>,
 }
 
 /// Host facts for tests: plenty of memory and vCPUs, real file checks.
@@ -96,9 +101,37 @@ fn test_host() -> HostFacts {
 }
 
 impl TestMachine {
-    /// Builds the machine an xm config text describes. Every `serial` entry gets a [`CaptureBackend`].
+    /// Builds the machine an xm config text describes. Every `serial` entry gets a [`CaptureBackend`], every
+    /// NIC a [`RecordingNet`] (in [`TestMachine::nets`]).
     pub fn from_config(text: &str, options: &MachineOptions) -> Result<Self, HarnessError> {
+        Self::build(text, options, None)
+    }
+
+    /// As [`TestMachine::from_config`], with the NICs on the test's own back-ends (one per NIC of the machine,
+    /// in `vif` order), such as taps in a private network namespace.
+    pub fn with_nic_backends(
+        text: &str,
+        options: &MachineOptions,
+        nics: Vec<Arc<dyn NetBackend>>,
+    ) -> Result<Self, HarnessError> {
+        Self::build(text, options, Some(nics))
+    }
+
+    fn build(
+        text: &str,
+        options: &MachineOptions,
+        nic_backends: Option<Vec<Arc<dyn NetBackend>>>,
+    ) -> Result<Self, HarnessError> {
         let config = config::load_source(Path::new("test.hvm"), text, &[], &test_host())?;
+        let mut nets = Vec::new();
+        let nic_backends = nic_backends.unwrap_or_else(|| {
+            nets = crate::machine::machine_nics(&config)
+                .map(|_| RecordingNet::new())
+                .collect();
+            nets.iter()
+                .map(|n| n.clone() as Arc<dyn NetBackend>)
+                .collect()
+        });
         let clock = Arc::new(FakeClock::new());
         let gsi = RecordingGsi::new();
         let system = Arc::new(RecordingSystem::new());
@@ -119,6 +152,7 @@ impl TestMachine {
                 .iter()
                 .map(|s| s.clone() as Arc<dyn CharBackend>)
                 .collect(),
+            nics: nic_backends,
         };
         let platform = Platform::build(&config, options, env)?;
         Ok(TestMachine {
@@ -128,6 +162,7 @@ impl TestMachine {
             system,
             debug,
             serial,
+            nets,
         })
     }
 

@@ -21,7 +21,11 @@
 //! | 00:01.0 PIIX3 ISA bridge (PIRQ routing) | PCI | PIRQA–D → 10, 10, 11, 11 as SeaBIOS routes them |
 //! | 00:01.3 PIIX4-compatible PM (`acpi=1`) | PCI, PM block where the guest puts it | SCI 9 |
 //! | 00:02.0 standard VGA 1234:1111 (Bochs VBE), VGA BIOS in its ROM BAR | 0x3B4–0x3DA, 0x1CE–0x1D0, 0xA0000–0xBFFFF, BAR0 framebuffer | — |
+//! | 00:04.0, 00:05.0, … PCI NICs (`rtl8139` 10EC:8139, `ne2k_pci` 10EC:8029) in `vif` order, iPXE in the ROM BAR | BARs where the firmware puts them | INTA# through the PIIX3 links |
+//! | ISA NICs (`ne2k_isa`) | 0x300, 0x320, 0x340, … or `iobase=` | 9, 10, 11, … or `irq=` |
 //!
+//! NICs start at slot 4, where qemu-dm put them (it kept slot 3 for the Xen platform device), so a guest
+//! installed under Xen finds its network card where it left it and keeps that card's settings.
 //! The VGA is always there, as on QEMU's and qemu-dm's PC (Cirrus is not built yet: the standard VGA stands in
 //! for it). Its screen is rendered into a [`DisplayHub`] about 30 times a second while a front-end watches.
 
@@ -43,6 +47,9 @@ use devices::legacy::i8042::I8042;
 use devices::legacy::port92::Port92;
 use devices::legacy::rtc::RtcDevice;
 use devices::memory::{Bytes, GuestAddress, GuestMemory};
+use devices::net::ne2k::{Ne2000, Ne2kPci, ISA_DEFAULTS, NE2K_MAX_WIDTH, NE2K_PORTS};
+use devices::net::rtl8139::Rtl8139;
+use devices::net::NetBackend;
 use devices::pci::{PciAddress, PciRoot};
 use devices::storage::ide::{DriveConfig, DriveIdentity, DriveKind, IdeChannel};
 use devices::storage::piix_ide::PiixIde;
@@ -53,7 +60,7 @@ use devices::vga::StdVga;
 use firmware::hvmloader::{FirmwareConfig, HvmloaderError};
 use firmware::seabios::{BiosImage, FirmwareFileError};
 
-use crate::config::{Config, Disk, ImageFormat, Media};
+use crate::config::{Config, Disk, ImageFormat, Media, Nic, NicModel};
 use crate::direct_boot::DirectBoot;
 use firmware::direct::BootEntry;
 
@@ -137,10 +144,48 @@ pub struct PlatformEnv {
     pub debugcon: Box<dyn Write + Send>,
     /// The opened back-ends of COM1, COM2, ... (at most four), in the order of the `serial` key.
     pub serial: Vec<Arc<dyn CharBackend>>,
+    /// One network back-end per NIC [`machine_nics`] lists, in the same order.
+    pub nics: Vec<Arc<dyn NetBackend>>,
 }
 
 /// PCI slot of the VGA (00:02.0, where QEMU's PC puts it and Windows installs expect it).
 pub const VGA_SLOT: u8 = 2;
+/// PCI slot of the first PCI NIC; the next ones follow in `vif` order (qemu-dm's layout).
+pub const FIRST_NIC_SLOT: u8 = 4;
+
+/// A NIC model as wired into the machine.
+pub enum NicDevice {
+    /// Realtek RTL8139.
+    Rtl8139(Arc<Rtl8139>),
+    /// RTL8029 (PCI NE2000).
+    Ne2kPci(Ne2kPci),
+    /// ISA NE2000.
+    Ne2kIsa(Arc<Ne2000>),
+}
+
+/// Where a NIC sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NicLocation {
+    /// A PCI function (its BARs are where the firmware puts them).
+    Pci(PciAddress),
+    /// An ISA card's jumpers.
+    Isa {
+        /// First of its 32 ports.
+        base: u16,
+        /// Its ISA IRQ.
+        irq: u32,
+    },
+}
+
+/// A NIC of the machine.
+pub struct WiredNic {
+    /// The device.
+    pub device: NicDevice,
+    /// Where it is.
+    pub location: NicLocation,
+    /// Whether its network boot ROM is in its ROM BAR.
+    pub boot_rom: bool,
+}
 
 /// Something to do at every platform reset.
 type ResetFn = Box<dyn Fn() + Send + Sync>;
@@ -173,6 +218,8 @@ pub struct Platform {
     pub display: Arc<DisplayHub>,
     /// The PS/2 controller, whose keyboard and mouse take the front-ends' input.
     pub i8042: Arc<I8042>,
+    /// The NICs, in `vif` order.
+    pub nics: Vec<WiredNic>,
     /// Direct kernel boot: the kernel loaded at power-on and every reset in place of the BIOS low copy.
     pub direct: Option<DirectBoot>,
     /// The boot vCPU's entry state of a direct boot (the runner gives it to vCPU 0).
@@ -205,6 +252,15 @@ impl Platform {
         if let Some(ms) = options.boot_fail_wait_ms {
             fw_config.boot_fail_wait_ms = ms;
         }
+        let nic_plan = plan_nics(config)?;
+        fw_config.nics = nic_plan
+            .iter()
+            .filter_map(|(_, location)| match location {
+                // SeaBIOS matches a ROM's boot entry by its PCI path with the device name as a wildcard.
+                NicLocation::Pci(a) => Some(format!("/pci@i0cf8/ethernet@{:x}", a.device())),
+                NicLocation::Isa { .. } => None,
+            })
+            .collect();
         let mem = guest_memory(config.memory_mib)?;
         let mut fw_cfg = FwCfg::new(mem.clone());
         let firmware = firmware::hvmloader::setup(&fw_config, &mut fw_cfg)?;
@@ -326,6 +382,23 @@ impl Platform {
             resets.push(Box::new(move || uart.reset()));
         }
 
+        let nics = wire_nics(
+            config,
+            nic_plan,
+            env.nics,
+            NicWiring {
+                pio: &pio,
+                root: &chipset.root,
+                piix3: &chipset.piix3,
+                irqs: &irqs,
+                mem: &mem,
+                clock: &env.clock,
+                kick: &env.kick,
+            },
+            &mut timed,
+            &mut resets,
+        )?;
+
         let debugcon = Arc::new(Debugcon::new(env.debugcon));
         pio.insert(0x402, 1, 1, debugcon)?;
 
@@ -352,6 +425,7 @@ impl Platform {
             vga,
             display,
             i8042,
+            nics,
             direct,
             boot_entry: None,
             resets,
@@ -421,6 +495,175 @@ impl Platform {
             log::error!("reloading the boot code after a reset: {e}");
         }
     }
+}
+
+/// The configured NICs this build has a model for, with their index among the `vif` entries (which names
+/// their taps). The others were announced as not available when the config was read.
+pub fn machine_nics(config: &Config) -> impl Iterator<Item = (usize, &Nic)> {
+    config
+        .nics
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| crate::config::notices::BUILT.nic_models.contains(&n.model))
+}
+
+/// Where each NIC goes: PCI NICs in slots from [`FIRST_NIC_SLOT`], ISA NICs at their `iobase=`/`irq=` or the
+/// next of the usual pairs.
+fn plan_nics(config: &Config) -> Result<Vec<(NicModel, NicLocation)>, MachineError> {
+    let mut slot = FIRST_NIC_SLOT;
+    let mut isa_defaults = ISA_DEFAULTS.iter();
+    let mut plan = Vec::new();
+    for (index, nic) in machine_nics(config) {
+        let location = match nic.model {
+            NicModel::Rtl8139 | NicModel::Ne2kPci => {
+                if slot > 31 {
+                    return Err(MachineError::Unsupported(format!(
+                        "NIC {index}: no PCI slot left (PCI NICs take slots {FIRST_NIC_SLOT} to 31)"
+                    )));
+                }
+                let address = PciAddress::new(0, slot, 0)?;
+                slot += 1;
+                NicLocation::Pci(address)
+            }
+            NicModel::Ne2kIsa => {
+                let default = isa_defaults.next();
+                let base = nic.isa_base.or(default.map(|d| d.0));
+                let irq = nic.isa_irq.map(u32::from).or(default.map(|d| d.1));
+                match (base, irq) {
+                    (Some(base), Some(irq)) => NicLocation::Isa { base, irq },
+                    _ => {
+                        return Err(MachineError::Unsupported(format!(
+                            "NIC {index}: more ISA NE2000 cards than usual settings; give this one \
+                             iobase= and irq= in its vif entry"
+                        )))
+                    }
+                }
+            }
+            other => return Err(MachineError::Unsupported(format!(
+                "NIC {index}: the {} model is not available in this build (use rtl8139, ne2k_pci \
+                     or ne2k_isa)",
+                other.name()
+            ))),
+        };
+        plan.push((nic.model, location));
+    }
+    Ok(plan)
+}
+
+/// What the NICs are connected to.
+struct NicWiring<'a> {
+    pio: &'a Arc<Bus>,
+    root: &'a Arc<PciRoot>,
+    piix3: &'a devices::chipset::piix3::Piix3Handle,
+    irqs: &'a Arc<IrqMux>,
+    mem: &'a GuestMemory,
+    clock: &'a Arc<dyn Clock>,
+    kick: &'a TimerKick,
+}
+
+/// The iPXE ROM for a PCI NIC. A missing ROM is an error only when the boot order asks for the network (as
+/// QEMU refuses to start without a NIC's romfile); otherwise the NIC works without network boot.
+fn nic_boot_rom(
+    model: NicModel,
+    wants_network_boot: bool,
+) -> Result<Option<Vec<u8>>, MachineError> {
+    let Some(file) = firmware::pxe::pxe_rom_file(model.name()) else {
+        return Ok(None);
+    };
+    match firmware::pxe::pxe_rom(file) {
+        Ok(rom) => Ok(Some(rom)),
+        Err(e) if wants_network_boot => Err(e.into()),
+        Err(e) => {
+            log::warn!("{} NIC without network boot: {e}", model.name());
+            Ok(None)
+        }
+    }
+}
+
+/// Builds the NICs where `plan` puts them, each on its back-end.
+fn wire_nics(
+    config: &Config,
+    plan: Vec<(NicModel, NicLocation)>,
+    backends: Vec<Arc<dyn NetBackend>>,
+    w: NicWiring<'_>,
+    timed: &mut Vec<Arc<dyn Timed>>,
+    resets: &mut Vec<ResetFn>,
+) -> Result<Vec<WiredNic>, MachineError> {
+    if backends.len() != plan.len() {
+        return Err(MachineError::Unsupported(format!(
+            "{} NICs configured but {} network back-ends given",
+            plan.len(),
+            backends.len()
+        )));
+    }
+    let wants_network_boot = matches!(config.boot, crate::config::Boot::Firmware { .. })
+        && config
+            .boot_order
+            .devices()
+            .contains(&firmware::boot::BootDevice::Network);
+    let mut wired = Vec::with_capacity(plan.len());
+    for (((_, nic), (model, location)), backend) in machine_nics(config).zip(plan).zip(backends) {
+        let mac = nic.mac.0;
+        let (device, boot_rom) = match location {
+            NicLocation::Pci(address) => {
+                let intx = w.piix3.intx_line(address.device(), 1)?;
+                let (device, function) = match model {
+                    NicModel::Rtl8139 => {
+                        let nic = Rtl8139::new(
+                            mac,
+                            backend,
+                            w.mem.clone(),
+                            w.clock.clone(),
+                            intx,
+                            w.kick.clone(),
+                        )?;
+                        timed.push(nic.clone());
+                        let function = nic.pci_function();
+                        (NicDevice::Rtl8139(nic), function)
+                    }
+                    _ => {
+                        let nic = Ne2kPci::new(mac, backend, Some(intx))?;
+                        let function = nic.function();
+                        (NicDevice::Ne2kPci(nic), function)
+                    }
+                };
+                // PCI functions are reset with the PCI host (PciHost::reset).
+                match nic_boot_rom(model, wants_network_boot)? {
+                    Some(rom) => {
+                        w.root.add_with_rom(address, function, rom)?;
+                        (device, true)
+                    }
+                    None => {
+                        w.root.add(address, function)?;
+                        (device, false)
+                    }
+                }
+            }
+            NicLocation::Isa { base, irq } => {
+                let nic = Ne2000::new(mac, backend, w.irqs.line(irq));
+                w.pio
+                    .insert(u64::from(base), NE2K_PORTS, NE2K_MAX_WIDTH, nic.clone())
+                    .map_err(|e| {
+                        MachineError::Unsupported(format!(
+                            "ne2k_isa at {base:#x}: its ports 0x{base:x}-0x{:x} are taken by another \
+                             device ({e}); choose another iobase= in its vif entry",
+                            u64::from(base) + NE2K_PORTS - 1
+                        ))
+                    })?;
+                {
+                    let nic = nic.clone();
+                    resets.push(Box::new(move || nic.reset()));
+                }
+                (NicDevice::Ne2kIsa(nic), false)
+            }
+        };
+        wired.push(WiredNic {
+            device,
+            location,
+            boot_rom,
+        });
+    }
+    Ok(wired)
 }
 
 /// Maps guest RAM as the memory layout puts it (below the PCI hole, the rest above 4 GiB).

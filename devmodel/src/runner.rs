@@ -49,6 +49,9 @@ pub enum RunError {
     /// A display front-end (the VNC server, the SDL window) could not start.
     #[error(transparent)]
     Frontend(#[from] crate::frontends::FrontendError),
+    /// A NIC's tap could not be set up.
+    #[error(transparent)]
+    Net(#[from] crate::net_host::NetHostError),
     /// An OS resource (eventfd, timerfd, epoll, thread) could not be had.
     #[error("{what}: {source}")]
     Os {
@@ -198,6 +201,16 @@ pub fn run(config: &Config, options: &MachineOptions, io: RunIo) -> Result<Outco
 
     registration.update(&record)?;
 
+    // One tap per NIC, named after the domain id, joined to its bridge (or handed to its script) before the
+    // guest runs, as qemu-dm did. The taps go away when the process ends.
+    let mut nic_backends: Vec<Arc<dyn devices::net::NetBackend>> = Vec::new();
+    let mut tap_subscribers = Vec::new();
+    for (index, nic) in crate::machine::machine_nics(config) {
+        let host = crate::net_host::open_nic_backend(nic, record.id, index)?;
+        nic_backends.push(host.backend);
+        tap_subscribers.push(host.subscriber);
+    }
+
     let env = PlatformEnv {
         clock: clock.clone(),
         gsi: vm.gsi_sink(),
@@ -206,6 +219,7 @@ pub fn run(config: &Config, options: &MachineOptions, io: RunIo) -> Result<Outco
         rtc_start: rtc_start(config.rtc.localtime, config.rtc.offset_seconds),
         debugcon: io.debugcon,
         serial,
+        nics: nic_backends,
     };
     let platform = Arc::new(Platform::build(config, options, env)?);
     for device in &platform.timed {
@@ -275,6 +289,9 @@ pub fn run(config: &Config, options: &MachineOptions, io: RunIo) -> Result<Outco
         })?;
     manager.add_subscriber(Box::new(timers));
     for subscriber in char_subscribers {
+        manager.add_subscriber(Box::new(subscriber));
+    }
+    for subscriber in tap_subscribers {
         manager.add_subscriber(Box::new(subscriber));
     }
     let terminate = EventFd::new(EFD_NONBLOCK).map_err(os("eventfd"))?;

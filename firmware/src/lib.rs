@@ -9,6 +9,7 @@
 //! * [`cmos`]: the platform CMOS bytes (memory size, CPUs, boot devices, floppy and disk parameters);
 //! * [`boot`]: Xen `boot` letters, CMOS boot codes and the `bootorder` device paths;
 //! * [`seabios`]: finding and validating the BIOS image and the VGA ROM on the host;
+//! * [`pxe`]: the iPXE network boot ROMs for the NICs' ROM BARs;
 //! * [`direct`]: direct kernel boot (PVH vmlinux or bzImage) with its boot data and MP table;
 //! * [`hvmloader`]: one call that fills a [`devices::fw_cfg::FwCfg`] and returns the CMOS bytes.
 
@@ -18,4 +19,5 @@ pub mod direct;
 pub mod e820;
 pub mod hvmloader;
 pub mod layout;
+pub mod pxe;
 pub mod seabios;

@@ -30,13 +30,15 @@ pub const OPTION_ROM_MAX_SIZE: usize = 192 * 1024;
 pub enum FirmwareFileError {
     /// The file does not exist.
     #[error(
-        "{kind} '{path}' not found (install the Debian package '{PACKAGE}', or name another file)"
+        "{kind} '{path}' not found (install the Debian package '{package}', or name another file)"
     )]
     Missing {
-        /// "BIOS image" or "VGA ROM".
+        /// "BIOS image", "VGA ROM" or "PXE ROM".
         kind: &'static str,
         /// The file.
         path: PathBuf,
+        /// The Debian package that ships it.
+        package: &'static str,
     },
     /// It exists but could not be read.
     #[error("cannot read {kind} '{path}': {source}")]
@@ -61,12 +63,17 @@ pub enum FirmwareFileError {
         expected: &'static str,
     },
     /// An option ROM without the 0x55 0xAA signature.
-    #[error("VGA ROM '{0}' lacks the 0x55AA option ROM signature")]
+    #[error("option ROM '{0}' lacks the 0x55AA signature")]
     NoRomSignature(PathBuf),
 }
 
-/// Reads at most `max` bytes (plus one, to tell that the file is longer).
-fn read_limited(kind: &'static str, path: &Path, max: usize) -> Result<Vec<u8>, FirmwareFileError> {
+/// Reads at most `max` bytes (plus one, to tell that the file is longer); a missing file names `package`.
+pub(crate) fn read_limited(
+    kind: &'static str,
+    package: &'static str,
+    path: &Path,
+    max: usize,
+) -> Result<Vec<u8>, FirmwareFileError> {
     let unreadable = |source| FirmwareFileError::Unreadable {
         kind,
         path: path.to_path_buf(),
@@ -76,6 +83,7 @@ fn read_limited(kind: &'static str, path: &Path, max: usize) -> Result<Vec<u8>, 
         std::io::ErrorKind::NotFound => FirmwareFileError::Missing {
             kind,
             path: path.to_path_buf(),
+            package,
         },
         _ => unreadable(e),
     })?;
@@ -96,7 +104,7 @@ impl BiosImage {
     /// Loads `path`, or [`DEFAULT_BIOS_PATH`] when `None`.
     pub fn load(path: Option<&Path>) -> Result<Self, FirmwareFileError> {
         let path = path.unwrap_or(Path::new(DEFAULT_BIOS_PATH));
-        let bytes = read_limited("BIOS image", path, BIOS_MAX_SIZE)?;
+        let bytes = read_limited("BIOS image", PACKAGE, path, BIOS_MAX_SIZE)?;
         Self::from_bytes(bytes, path)
     }
 
@@ -146,10 +154,20 @@ impl BiosImage {
 /// 512 bytes to 192 KiB long.
 pub fn vga_rom(path: Option<&Path>) -> Result<Vec<u8>, FirmwareFileError> {
     let path = path.unwrap_or(Path::new(DEFAULT_VGA_ROM_PATH));
-    let bytes = read_limited("VGA ROM", path, OPTION_ROM_MAX_SIZE)?;
+    option_rom("VGA ROM", PACKAGE, path)
+}
+
+/// Loads a PCI option ROM of `kind` shipped by `package`: it must start with 0x55 0xAA and be 512 bytes to
+/// 192 KiB long.
+pub(crate) fn option_rom(
+    kind: &'static str,
+    package: &'static str,
+    path: &Path,
+) -> Result<Vec<u8>, FirmwareFileError> {
+    let bytes = read_limited(kind, package, path, OPTION_ROM_MAX_SIZE)?;
     if bytes.len() < 512 || bytes.len() > OPTION_ROM_MAX_SIZE {
         return Err(FirmwareFileError::BadSize {
-            kind: "VGA ROM",
+            kind,
             path: path.to_path_buf(),
             size: bytes.len(),
             expected: "512 bytes to 192 KiB",

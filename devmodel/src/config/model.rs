@@ -295,6 +295,10 @@ pub struct Nic {
     pub script: Option<PathBuf>,
     /// `type=`: false for `type=netfront`/`vif`, a PV-only interface with no emulated NIC.
     pub emulated: bool,
+    /// `iobase=` (`ne2k_isa` only): the card's base port instead of the next of the usual ones.
+    pub isa_base: Option<u16>,
+    /// `irq=` (`ne2k_isa` only): the card's ISA IRQ instead of the next of the usual ones.
+    pub isa_irq: Option<u8>,
 }
 
 /// The guest's graphics and its host-side consoles.

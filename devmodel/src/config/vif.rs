@@ -2,7 +2,9 @@
 //!
 //! Keys: `type` (`ioemu`, or `netfront`/`vif` for a PV-only interface), `mac`, `bridge` (default `xenbr0`),
 //! `model` (default `rtl8139`), `vifname`, `ip`, `script`, and the Xen-only `backend`, `rate`, `accel`,
-//! `policy`, `label`. An empty entry `''` is a NIC with every default. Without `mac`, xend drew a random
+//! `policy`, `label`. For `model=ne2k_isa` two keys of our own set the card's jumpers, as QEMU's
+//! `-device ne2k_isa,iobase=,irq=` does: `iobase` (0x200 to 0x3E0 in steps of 0x20) and `irq` (3, 4, 5, 7,
+//! 9, 10 or 11); without them the n-th ISA card gets the n-th of the usual pairs (0x300/9, 0x320/10, ...). An empty entry `''` is a NIC with every default. Without `mac`, xend drew a random
 //! address `00:16:3e:XX:XX:XX` (Xen's OUI, the fourth byte below 0x80); we do the same, once per load.
 
 use std::collections::hash_map::RandomState;
@@ -22,8 +24,37 @@ pub(crate) struct ParsedNic {
 
 const VIF_KEYS: &[&str] = &[
     "type", "mac", "bridge", "model", "vifname", "ip", "script", "backend", "rate", "accel",
-    "policy", "label",
+    "policy", "label", "iobase", "irq",
 ];
+
+/// ISA IRQs an NE2000 may be jumpered to (the 8-bit/16-bit slot lines not taken by the timer, keyboard,
+/// cascade, RTC, mouse, FPU and IDE).
+pub(crate) const ISA_NIC_IRQS: [u8; 7] = [3, 4, 5, 7, 9, 10, 11];
+
+fn parse_iobase(v: &str) -> Result<u16, Bad> {
+    const EXPECTED: &str = "a port from 0x200 to 0x3e0 in steps of 0x20, such as iobase=0x300";
+    let n = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(hex) => u16::from_str_radix(hex, 16),
+        None => v.parse::<u16>(),
+    }
+    .map_err(|_| bad(format!("iobase={v}"), EXPECTED))?;
+    if !(0x200..=0x3e0).contains(&n) || n % 0x20 != 0 {
+        return Err(bad(format!("iobase={v}"), EXPECTED));
+    }
+    Ok(n)
+}
+
+fn parse_isa_irq(v: &str) -> Result<u8, Bad> {
+    v.parse::<u8>()
+        .ok()
+        .filter(|n| ISA_NIC_IRQS.contains(n))
+        .ok_or_else(|| {
+            bad(
+                format!("irq={v}"),
+                "one of the ISA IRQs 3, 4, 5, 7, 9, 10, 11",
+            )
+        })
+}
 
 /// A random MAC in Xen's range `00:16:3e:00:00:00`–`00:16:3e:7f:ff:ff`.
 pub(crate) fn random_mac() -> MacAddr {
@@ -95,6 +126,8 @@ pub(crate) fn parse(spec: &str, mac: impl FnOnce() -> MacAddr) -> Result<ParsedN
         ip: None,
         script: None,
         emulated: true,
+        isa_base: None,
+        isa_irq: None,
     };
     let mut given_mac = None;
     let mut notes = Vec::new();
@@ -158,6 +191,8 @@ pub(crate) fn parse(spec: &str, mac: impl FnOnce() -> MacAddr) -> Result<ParsedN
                 }
                 nic.script = Some(PathBuf::from(v));
             }
+            "iobase" => nic.isa_base = Some(parse_iobase(v)?),
+            "irq" => nic.isa_irq = Some(parse_isa_irq(v)?),
             "rate" => notes.push((
                 NoticeKind::NotAvailable,
                 format!("rate={v}: bandwidth limiting is not available"),
@@ -167,6 +202,12 @@ pub(crate) fn parse(spec: &str, mac: impl FnOnce() -> MacAddr) -> Result<ParsedN
                 format!("{other}={v} is a Xen back-end setting"),
             )),
         }
+    }
+    if (nic.isa_base.is_some() || nic.isa_irq.is_some()) && nic.model != NicModel::Ne2kIsa {
+        return Err(bad(
+            format!("iobase=/irq= for model={}", nic.model.name()),
+            "iobase= and irq= only with model=ne2k_isa (PCI cards get their ports and IRQ from the firmware)",
+        ));
     }
     match given_mac {
         Some(m) => {
@@ -220,6 +261,18 @@ mod tests {
     }
 
     #[test]
+    fn isa_jumpers() {
+        let n = parse("model=ne2k_isa,iobase=0x340,irq=5", fixed)
+            .unwrap()
+            .nic;
+        assert_eq!((n.isa_base, n.isa_irq), (Some(0x340), Some(5)));
+        let n = parse("model=ne2k_isa,iobase=768", fixed).unwrap().nic;
+        assert_eq!((n.isa_base, n.isa_irq), (Some(0x300), None));
+        let n = parse("model=ne2k_isa", fixed).unwrap().nic;
+        assert_eq!((n.isa_base, n.isa_irq), (None, None));
+    }
+
+    #[test]
     fn random_macs_are_in_xens_range() {
         for _ in 0..64 {
             let m = random_mac().0;
@@ -241,6 +294,14 @@ mod tests {
             ("mac", "'mac'"),
             ("type=foo", "type=foo"),
             ("mac=00:16:3e:00:00:01,mac=00:16:3e:00:00:02", "twice"),
+            ("model=ne2k_isa,iobase=0x310", "iobase=0x310"),
+            ("model=ne2k_isa,iobase=0x400", "iobase=0x400"),
+            ("model=ne2k_isa,iobase=0x1f0", "iobase=0x1f0"),
+            ("model=ne2k_isa,iobase=zz", "iobase=zz"),
+            ("model=ne2k_isa,irq=14", "irq=14"),
+            ("model=ne2k_isa,irq=", "irq="),
+            ("model=rtl8139,irq=9", "model=rtl8139"),
+            ("iobase=0x300", "model=rtl8139"),
         ] {
             let e = parse(spec, fixed).unwrap_err();
             assert!(e.found.contains(found), "{spec}: {e:?}");

@@ -26,6 +26,8 @@ fn nic(bridge: &str, vifname: Option<&str>, script: Option<&Path>) -> Nic {
         ip: None,
         script: script.map(Path::to_path_buf),
         emulated: true,
+        isa_base: None,
+        isa_irq: None,
     }
 }
 
