@@ -539,11 +539,13 @@ fn plan_nics(config: &Config) -> Result<Vec<(NicModel, NicLocation)>, MachineErr
                     }
                 }
             }
-            other => return Err(MachineError::Unsupported(format!(
+            other => {
+                return Err(MachineError::Unsupported(format!(
                 "NIC {index}: the {} model is not available in this build (use rtl8139, ne2k_pci \
                      or ne2k_isa)",
                 other.name()
-            ))),
+            )))
+            }
         };
         plan.push((nic.model, location));
     }
@@ -567,10 +569,10 @@ fn nic_boot_rom(
     model: NicModel,
     wants_network_boot: bool,
 ) -> Result<Option<Vec<u8>>, MachineError> {
-    let Some(file) = firmware::pxe::pxe_rom_file(model.name()) else {
+    let Some(rom) = firmware::pxe::pxe_rom_file(model.name()) else {
         return Ok(None);
     };
-    match firmware::pxe::pxe_rom(file) {
+    match firmware::pxe::pxe_rom(rom) {
         Ok(rom) => Ok(Some(rom)),
         Err(e) if wants_network_boot => Err(e.into()),
         Err(e) => {
