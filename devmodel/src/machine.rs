@@ -163,6 +163,16 @@ pub enum NicDevice {
     Ne2kIsa(Arc<Ne2000>),
 }
 
+impl NicDevice {
+    /// The host side of the link went up or down: a NIC with a link status (the RTL8139's PHY) reports it
+    /// to the guest. The NE2000 has none; its frames simply stop flowing.
+    pub fn link_changed(&self) {
+        if let NicDevice::Rtl8139(nic) = self {
+            nic.update_link();
+        }
+    }
+}
+
 /// Where a NIC sits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NicLocation {

@@ -125,6 +125,15 @@ enum Command {
         /// The new image (`file:` prefix accepted), or "" to eject.
         path: String,
     },
+    /// Take a NIC's link down or bring it up (QEMU's `set_link`): its tap goes down or up.
+    SetLink {
+        /// Domain name or id.
+        domain: String,
+        /// The NIC: its index among the `vif` entries, from 0.
+        nic: usize,
+        /// up or down.
+        state: String,
+    },
 }
 
 /// Exit status for a verb's result.
@@ -181,6 +190,9 @@ fn main() -> ExitCode {
             device,
             path,
         } => verb_status(verbs::block_configure(&domain, &device, &path)),
+        Command::SetLink { domain, nic, state } => {
+            verb_status(verbs::set_link(&domain, nic, &state))
+        }
         Command::Vncviewer { print, domain } => verb_status(verbs::vncviewer(&domain, print)),
         Command::Check { config } => match load(&config) {
             Ok(cfg) => {

@@ -205,8 +205,10 @@ pub fn run(config: &Config, options: &MachineOptions, io: RunIo) -> Result<Outco
     // guest runs, as qemu-dm did. The taps go away when the process ends.
     let mut nic_backends: Vec<Arc<dyn devices::net::NetBackend>> = Vec::new();
     let mut tap_subscribers = Vec::new();
+    let mut taps = Vec::new();
     for (index, nic) in crate::machine::machine_nics(config) {
         let host = crate::net_host::open_nic_backend(nic, record.id, index)?;
+        taps.push((index, host.backend.clone()));
         nic_backends.push(host.backend);
         tap_subscribers.push(host.subscriber);
     }
@@ -305,6 +307,7 @@ pub fn run(config: &Config, options: &MachineOptions, io: RunIo) -> Result<Outco
             channel.clone(),
             terminate.try_clone().map_err(os("eventfd"))?,
             status.clone(),
+            taps,
         ),
     )?;
     manager.add_subscriber(Box::new(Terminate(terminate, outcome.clone())));
@@ -447,6 +450,7 @@ fn control_handler(
     channel: Arc<SystemChannel>,
     terminate: EventFd,
     status: Arc<AtomicU8>,
+    taps: Vec<(usize, Arc<devices::net::tap::TapBackend>)>,
 ) -> Handler {
     Arc::new(move |command| match command {
         Command::Info => Ok(format!(
@@ -493,7 +497,27 @@ fn control_handler(
             Ok(String::new())
         }
         Command::BlockConfigure { device, path } => platform.change_medium(&device, &path),
+        Command::SetLink { nic, up } => set_link(&platform, &taps, nic, up),
     })
+}
+
+/// Takes the tap of NIC `nic` (its `vif` index) down or up and lets the NIC model see the change.
+fn set_link(
+    platform: &Platform,
+    taps: &[(usize, Arc<devices::net::tap::TapBackend>)],
+    nic: usize,
+    up: bool,
+) -> Result<String, String> {
+    let position = taps
+        .iter()
+        .position(|(index, _)| *index == nic)
+        .ok_or_else(|| format!("the domain has no NIC {nic} (it has {})", taps.len()))?;
+    let (_, tap) = &taps[position];
+    tap.set_link(up).map_err(|e| e.to_string())?;
+    if let Some(wired) = platform.nics.get(position) {
+        wired.device.link_changed();
+    }
+    Ok(String::new())
 }
 
 /// The `xm list` state letter: a running domain whose vCPUs all wait (HLT, or for a SIPI) shows as blocked.

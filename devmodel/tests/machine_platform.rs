@@ -211,3 +211,116 @@ fn qcow2_disks_read_through_ide_and_raw_prefixes_refuse_qcow2_files() {
     assert!(err.contains("disk hda"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Reads the fw_cfg file `name` as SeaBIOS does: the directory at selector 0x19 (a big-endian count, then
+/// 64-byte entries: size, selector, reserved, name), then the file's own selector.
+fn fw_cfg_file(m: &TestMachine, name: &str) -> Option<Vec<u8>> {
+    let read = |n: usize| -> Vec<u8> { (0..n).map(|_| m.inb(0x511)).collect() };
+    m.outw(0x510, 0x0019);
+    let count = u32::from_be_bytes(read(4).try_into().unwrap());
+    let mut found = None;
+    for _ in 0..count {
+        let entry = read(64);
+        let size = u32::from_be_bytes(entry[..4].try_into().unwrap()) as usize;
+        let select = u16::from_be_bytes(entry[4..6].try_into().unwrap());
+        let file = &entry[8..];
+        let end = file.iter().position(|&b| b == 0).unwrap_or(file.len());
+        if &file[..end] == name.as_bytes() {
+            found = Some((select, size));
+        }
+    }
+    let (select, size) = found?;
+    m.outw(0x510, select);
+    Some(read(size))
+}
+
+const TWO_PCI_NICS_AND_AN_ISA_ONE: &str = "vif = [ 'type=ioemu, mac=00:16:3e:00:00:21, model=rtl8139', \
+     'type=ioemu, mac=00:16:3e:00:00:22, model=ne2k_pci', 'model=ne2k_isa, mac=00:16:3e:00:00:23' ]";
+
+#[test]
+fn network_boot_lists_the_pci_nics_in_vif_order() {
+    let m = machine(&format!("boot='nc'\n{TWO_PCI_NICS_AND_AN_ISA_ONE}"));
+    let order = String::from_utf8(fw_cfg_file(&m, "bootorder").unwrap()).unwrap();
+    // The ISA card has no boot ROM and no PCI path: only the PCI NICs, then the disks (none here).
+    assert_eq!(order, "/pci@i0cf8/ethernet@4\n/pci@i0cf8/ethernet@5\n");
+    assert_eq!(cmos(&m, 0x3d), 0x24, "network first, then disk");
+    let roms: Vec<bool> = m.platform.nics.iter().map(|n| n.boot_rom).collect();
+    assert_eq!(roms, [true, true, false]);
+    // Without n, the NICs stay out of the boot order.
+    let m = machine(&format!("boot='c'\n{TWO_PCI_NICS_AND_AN_ISA_ONE}"));
+    let order = String::from_utf8(fw_cfg_file(&m, "bootorder").unwrap_or_default()).unwrap();
+    assert!(!order.contains("ethernet"), "{order:?}");
+}
+
+#[test]
+fn nic_placement_follows_qemu_dm() {
+    use devmodel::machine::NicLocation;
+    let m = machine(&format!(
+        "{TWO_PCI_NICS_AND_AN_ISA_ONE}\nvif += [ 'model=ne2k_isa', 'model=ne2k_isa,iobase=0x280,irq=5' ]"
+    ));
+    let places: Vec<String> = m
+        .platform
+        .nics
+        .iter()
+        .map(|n| match n.location {
+            NicLocation::Pci(a) => format!("pci {:02x}", a.device()),
+            NicLocation::Isa { base, irq } => format!("isa {base:#x}/{irq}"),
+        })
+        .collect();
+    assert_eq!(
+        places,
+        [
+            "pci 04",
+            "pci 05",
+            "isa 0x300/9",
+            "isa 0x320/10",
+            "isa 0x280/5"
+        ]
+    );
+    // Each ISA card answers at its base: its PROM (through a remote read) holds its MAC; here just the
+    // reset port, which reads back and leaves ISR.RST set, proves the decode.
+    for base in [0x300u16, 0x320, 0x280] {
+        let _ = m.inb(base + 0x1f);
+        assert_eq!(m.inb(base + 0x07) & 0x80, 0x80, "ISR.RST at {base:#x}");
+    }
+}
+
+#[test]
+fn nic_wiring_mistakes_are_clear_errors() {
+    let build = |extra: &str| {
+        let text = format!(
+            "kernel='/usr/lib/xen/boot/hvmloader'\nbuilder='hvm'\nname='t'\nmemory=64\n\
+             nographic=1\nserial='pty'\n{extra}\n"
+        );
+        TestMachine::from_config(&text, &MachineOptions::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    // 0x3e0-0x3ff holds COM1 and COM3.
+    let e = build("vif = [ 'model=ne2k_isa,iobase=0x3e0' ]");
+    assert!(
+        e.contains("0x3e0") && e.contains("choose another iobase="),
+        "{e}"
+    );
+    // Seven ISA cards: the sixth usual pair is the last.
+    let e = build(&format!("vif = [ {} ]", ["'model=ne2k_isa'"; 7].join(", ")));
+    assert!(e.contains("NIC 6") && e.contains("iobase= and irq="), "{e}");
+    // 29 PCI NICs: slots 4 to 31 hold 28.
+    let e = build(&format!("vif = [ {} ]", ["''"; 29].join(", ")));
+    assert!(
+        e.contains("NIC 28") && e.contains("no PCI slot left"),
+        "{e}"
+    );
+}
+
+#[test]
+fn models_this_build_lacks_are_left_out_not_fatal() {
+    let m = machine("vif = [ 'model=e1000', 'model=rtl8139' ]");
+    assert_eq!(m.platform.nics.len(), 1);
+    assert_eq!(m.nets.len(), 1);
+    assert_eq!(
+        m.platform.nics[0].location,
+        devmodel::machine::NicLocation::Pci(devices::pci::PciAddress::new(0, 4, 0).unwrap())
+    );
+}

@@ -41,6 +41,13 @@ pub enum Command {
         /// The new image, or empty to eject.
         path: String,
     },
+    /// Take a NIC's link down or bring it up again (QEMU's `set_link`).
+    SetLink {
+        /// The NIC's index among the `vif` entries.
+        nic: usize,
+        /// Up or down.
+        up: bool,
+    },
 }
 
 impl Command {
@@ -54,6 +61,9 @@ impl Command {
             Command::Pause => "pause".into(),
             Command::Unpause => "unpause".into(),
             Command::BlockConfigure { device, path } => format!("block-configure {device} {path}"),
+            Command::SetLink { nic, up } => {
+                format!("set-link {nic} {}", if *up { "up" } else { "down" })
+            }
         }
     }
 
@@ -71,6 +81,17 @@ impl Command {
                 Command::BlockConfigure {
                     device: device.to_string(),
                     path: path.to_string(),
+                }
+            }
+            "set-link" => {
+                let (nic, state) = rest.split_once(' ')?;
+                Command::SetLink {
+                    nic: nic.parse().ok()?,
+                    up: match state {
+                        "up" => true,
+                        "down" => false,
+                        _ => return None,
+                    },
                 }
             }
             _ => return None,
@@ -239,6 +260,12 @@ mod tests {
             path: "/images/with space.iso".into(),
         };
         assert_eq!(Command::parse(&change.line()), Some(change));
+        for up in [true, false] {
+            let link = Command::SetLink { nic: 2, up };
+            assert_eq!(Command::parse(&link.line()), Some(link));
+        }
+        assert_eq!(Command::parse("set-link 1 sideways"), None);
+        assert_eq!(Command::parse("set-link x up"), None);
         drop(server);
         assert!(!path.exists());
     }

@@ -280,3 +280,19 @@ pub fn block_configure(domain: &str, device: &str, path: &str) -> Result<u8, Ver
         false,
     )
 }
+
+/// `set-link NAME NIC up|down`: takes the link of the domain's NIC number `nic` (counting `vif` entries from
+/// 0) down or brings it up again, as QEMU's monitor command `set_link` does: the tap goes down or up and the
+/// NIC reports the change to the guest where it has a link status (RTL8139).
+pub fn set_link(domain: &str, nic: usize, state: &str) -> Result<u8, VerbError> {
+    let up = match state {
+        "up" | "on" => true,
+        "down" | "off" => false,
+        other => {
+            return Err(VerbError::Other(format!(
+                "link state '{other}': expected up or down"
+            )))
+        }
+    };
+    control_verb(domain, Command::SetLink { nic, up }, false)
+}
