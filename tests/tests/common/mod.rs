@@ -239,6 +239,11 @@ impl Guest {
         }
     }
 
+    /// The device model's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The exit status if the device model has ended, without waiting.
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
