@@ -12,6 +12,7 @@ packages=(
   e2fsprogs fdisk    # test disk images with known content
   qemu-utils         # qemu-img/qemu-io: qcow2 test images
   iproute2 dnsmasq-base   # network tests: bridges in private namespaces, a real DHCP server (run only there)
+  iputils-ping util-linux # ...the namespace's kernel pinging a NIC model; unshare/nsenter for the KVM network tests
   python3 python3-pip hyperfine
   gvncviewer         # gvnccapture: a real VNC client takes the display tests' screenshots
   xz-utils zstd gzip dpkg tar  # direct-boot test: Debian's kernel .deb unpacked and its bzImage payload decompressed
