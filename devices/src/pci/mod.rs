@@ -230,6 +230,24 @@ pub trait PciFunction: Send {
         let _ = (region, offset, data);
     }
 
+    /// String input (`rep insb/insw/insd`) from an I/O window: `data.len() / width` reads of `width` bytes
+    /// at `offset`, in order, all under the one lock the root took. The default reads element by element
+    /// through [`PciFunction::bar_read`]; a function with a data port overrides it to move the whole string
+    /// at once (see [`crate::bus::BusDevice::read_repeated`]).
+    fn bar_read_repeated(&mut self, region: RegionId, offset: u64, width: usize, data: &mut [u8]) {
+        for chunk in data.chunks_exact_mut(width.max(1)) {
+            self.bar_read(region, offset, chunk);
+        }
+    }
+
+    /// String output (`rep outsb/outsw/outsd`) to an I/O window, the counterpart of
+    /// [`PciFunction::bar_read_repeated`].
+    fn bar_write_repeated(&mut self, region: RegionId, offset: u64, width: usize, data: &[u8]) {
+        for chunk in data.chunks_exact(width.max(1)) {
+            self.bar_write(region, offset, chunk);
+        }
+    }
+
     /// The host memory behind memory window `region`, if the window is plain memory that the machine may
     /// map into the guest as RAM (see [`bar_memory`]). Must be exactly the window's size. The default: none,
     /// every access goes through [`PciFunction::bar_read`]/[`PciFunction::bar_write`]. A function that

@@ -73,6 +73,17 @@ impl BusDevice for WindowAdapter {
         let mut f = self.function.lock().unwrap_or_else(|e| e.into_inner());
         f.bar_write(self.id, offset, data);
     }
+
+    // A string access (one `rep ins`/`rep outs` exit) takes the function's lock once, not once per element.
+    fn read_repeated(&self, offset: u64, width: usize, data: &mut [u8]) {
+        let mut f = self.function.lock().unwrap_or_else(|e| e.into_inner());
+        f.bar_read_repeated(self.id, offset, width, data);
+    }
+
+    fn write_repeated(&self, offset: u64, width: usize, data: &[u8]) {
+        let mut f = self.function.lock().unwrap_or_else(|e| e.into_inner());
+        f.bar_write_repeated(self.id, offset, width, data);
+    }
 }
 
 /// Serves an expansion ROM image read-only.
@@ -502,6 +513,29 @@ mod tests {
         assert_eq!(tb.root.mapped_regions(a).len(), 2);
         // An access running past the end of the BAR is refused by the bus, not passed on.
         assert_eq!(tb.pio_read(0xc00e, 4), 0xffff_ffff);
+    }
+
+    #[test]
+    fn string_io_through_a_window_is_element_by_element_by_default() {
+        let tb = PciTestbed::new();
+        let dev = Scratch::new();
+        tb.add(3, 0, dev.clone());
+        assign(&tb, 3, 0xc000, 0xfebf_f000);
+        // `rep outsw` of three words to port 0xC004: three 2-byte writes at offset 4, the last one stays.
+        tb.pio.write_repeated(0xc004, 2, &[1, 2, 3, 4, 5, 6]);
+        let writes = dev.lock().unwrap().writes.clone();
+        assert_eq!(
+            writes,
+            vec![
+                (RegionId::Bar(0), 4, vec![1, 2]),
+                (RegionId::Bar(0), 4, vec![3, 4]),
+                (RegionId::Bar(0), 4, vec![5, 6]),
+            ]
+        );
+        // `rep insw` of two words reads offset 4 twice.
+        let mut data = [0u8; 4];
+        tb.pio.read_repeated(0xc004, 2, &mut data);
+        assert_eq!(data, [5, 6, 5, 6]);
     }
 
     #[test]

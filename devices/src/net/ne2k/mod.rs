@@ -11,7 +11,9 @@
 //!   and RBCR (count), issues a remote read or write in CR, and then moves the bytes through the port; the
 //!   channel raises ISR.RDC when the count runs out. DCR.WTS selects word transfers: then every access moves
 //!   16-bit words (a 32-bit access, which the RTL8029 and Linux's ne2k-pci use, moves two), and a byte
-//!   access is a word transfer of which the low lane is seen.
+//!   access is a word transfer of which the low lane is seen. A string (`rep insw/insl/outsw/outsl`, one
+//!   exit) is moved under one lock, and its runs of whole words that are a plain copy of packet RAM as one
+//!   copy, with the same effect as word by word.
 //! - **0x18-0x1F, the reset port**: reading it resets the NIC (stopped, ISR.RST set); drivers then write the
 //!   value back.
 //!
@@ -268,6 +270,19 @@ impl Ne2000 {
         // Writes to the reset port end the reset pulse on a real board; the reset has already happened here.
     }
 
+    /// How much of a data-port string of `width`-byte elements to move next: the whole elements within
+    /// `bulk` bytes that copy as one piece, or else one element. An element of one byte in word mode is a
+    /// word transfer of which one lane is seen, never part of a plain copy, and `bulk_len` covers whole
+    /// words only, so only even widths are joined.
+    fn string_piece(bulk: usize, width: usize) -> usize {
+        let joined = if width & 1 == 0 {
+            bulk - bulk % width
+        } else {
+            0
+        };
+        joined.max(width)
+    }
+
     fn is_data_port(offset: u64) -> bool {
         (port::DATA..port::RESET).contains(&offset)
     }
@@ -288,10 +303,17 @@ impl BusDevice for Ne2000 {
         if !Ne2000::is_data_port(offset) {
             return read_each(self, offset, width, data);
         }
-        // A whole `rep insw/insl` under one lock.
+        // A whole `rep insw/insl` under one lock; runs of elements that are a plain copy of packet RAM move
+        // in one piece, which has the same effect as moving them one by one.
         let ((), after) = self.access(|core, _| {
-            for chunk in data.chunks_exact_mut(width.max(1)) {
-                core.data_in(chunk);
+            let width = width.max(1);
+            let whole = data.len() - data.len() % width;
+            let mut rest = &mut data[..whole];
+            while !rest.is_empty() {
+                let n = Ne2000::string_piece(core.bulk_len(rest.len(), false), width);
+                let (now, later) = rest.split_at_mut(n);
+                core.data_in(now);
+                rest = later;
             }
         });
         self.finish(after);
@@ -302,8 +324,14 @@ impl BusDevice for Ne2000 {
             return write_each(self, offset, width, data);
         }
         let ((), after) = self.access(|core, _| {
-            for chunk in data.chunks_exact(width.max(1)) {
-                core.data_out(chunk);
+            let width = width.max(1);
+            let whole = data.len() - data.len() % width;
+            let mut rest = &data[..whole];
+            while !rest.is_empty() {
+                let n = Ne2000::string_piece(core.bulk_len(rest.len(), true), width);
+                let (now, later) = rest.split_at(n);
+                core.data_out(now);
+                rest = later;
             }
         });
         self.finish(after);

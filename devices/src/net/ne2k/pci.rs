@@ -113,6 +113,20 @@ impl PciFunction for Ne2kPciFunction {
         }
     }
 
+    fn bar_read_repeated(&mut self, region: RegionId, offset: u64, width: usize, data: &mut [u8]) {
+        match region {
+            // The NIC moves a data-port string under one lock (ne2k-pci's `insl` of a whole frame).
+            RegionId::Bar(0) => self.nic.read_repeated(offset, width, data),
+            _ => data.fill(0xff),
+        }
+    }
+
+    fn bar_write_repeated(&mut self, region: RegionId, offset: u64, width: usize, data: &[u8]) {
+        if region == RegionId::Bar(0) {
+            self.nic.write_repeated(offset, width, data);
+        }
+    }
+
     fn reset(&mut self) {
         self.config.reset();
         self.intx.set_disabled(self.config.intx_disabled());

@@ -2,6 +2,7 @@
 //! ports, plus hostile register values. Shared here: port access through a real bus, the two boards on
 //! their buses, and frame helpers.
 
+mod dma;
 mod hostile;
 mod ipxe;
 mod isa;
